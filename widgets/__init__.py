@@ -1,0 +1,1 @@
+"""Interactive layer of motiflab (ipywidgets + Bokeh)."""

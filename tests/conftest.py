@@ -1,0 +1,36 @@
+"""Shared fixtures: small synthetic images with ground truth, made once per session."""
+import os
+
+import numpy as np
+import pytest
+
+# keep numba's thread pool small and results independent of the machine
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+
+ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "test-artifacts")
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def mose2_clean():
+    from motiflab.datasets import make_tmd
+
+    return make_tmd("MoSe2", shape=(384, 384), chalcogen_vacancy_rate=0.05, seed=3)
+
+
+@pytest.fixture(scope="session")
+def sample():
+    from motiflab.datasets import load_sample
+
+    return load_sample()
+
+
+def interior_visible(truth, shape, margin=3):
+    p = truth.positions
+    h, w = shape
+    return truth.visible & (p[:, 0] >= margin) & (p[:, 0] < h - margin) & (p[:, 1] >= margin) & (p[:, 1] < w - margin)

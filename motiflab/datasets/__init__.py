@@ -13,9 +13,23 @@ pixel; without one they are noise-free and normalised to a mean of 1.
 """
 from ._render import ELEMENTS, ColumnTruth, SyntheticImage, atomic_number
 from .perovskite import make_perovskite
-from .tmd import TMD_MATERIALS, load_sample, make_tmd, tmd_neighbor_cells
+from .moire import MoireImage, make_moire
+from .planted import CLUSTER_TYPES, PlantedSample, make_planted, pattern_key
+from .tilings import PentagonTiling, SquareUnits, make_pentagon_tiling, make_square_units, preferred_level2_probs
+from .tmd import TMD_MATERIALS, load_sample, make_tmd, oriented_classes, tmd_neighbor_cells
 
 __all__ = [
+    "CLUSTER_TYPES",
+    "MoireImage",
+    "PentagonTiling",
+    "PlantedSample",
+    "SquareUnits",
+    "make_moire",
+    "make_pentagon_tiling",
+    "make_planted",
+    "make_square_units",
+    "pattern_key",
+    "preferred_level2_probs",
     "ColumnTruth",
     "SyntheticImage",
     "ELEMENTS",
@@ -24,5 +38,6 @@ __all__ = [
     "load_sample",
     "make_perovskite",
     "make_tmd",
+    "oriented_classes",
     "tmd_neighbor_cells",
 ]

@@ -197,11 +197,12 @@ def make_moire(
     keep = (pos[:, 0] > -3 * a) & (pos[:, 0] < h + 3 * a) & (pos[:, 1] > -3 * a) & (pos[:, 1] < w + 3 * a)
     pos, basis, cells = pos[keep], basis[keep], cells[keep]
 
-    # domain centres: r = c - 2 (R_t - I)^-1 M (tau + k/2), R_t the pure twist (local
-    # 180-degree centre s(r) = c - (R_t - I)(r - c) / 2 must sit on a site of type tau)
+    # domain centres: r = c + 2 (R_t - I)^-1 M (tau + k/2), R_t the pure twist (the top
+    # layer near r is the bottom one turned 180 degrees about s(r) = c + (R_t - I)(r - c) / 2,
+    # which must sit on a site of type tau)
     tw = math.radians(twist_deg)
     rt = np.array([[math.cos(tw), -math.sin(tw)], [math.sin(tw), math.cos(tw)]])
-    amat = -2 * np.linalg.inv(rt - np.eye(2))
+    amat = 2 * np.linalg.inv(rt - np.eye(2))
     period = float(a / (2 * math.sin(tw / 2)))
     kmax = int(math.ceil(2 * diag / period)) + 2
     centers, types = [], []

@@ -42,6 +42,7 @@ __all__ = [
     "make_square_units",
     "PentagonTiling",
     "make_pentagon_tiling",
+    "snub_positions",
 ]
 
 #: The six default preferred 2x2 patterns (codes TL*8 + TR*4 + BL*2 + BR, 1 = filled):

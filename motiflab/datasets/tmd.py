@@ -503,3 +503,46 @@ def load_sample() -> SyntheticImage:
         scan_noise=0.25,
         seed=2022,
     )
+
+
+def oriented_classes(truth) -> np.ndarray:
+    """Fine classes with the orientation of partial environments made explicit.
+
+    With signed (``rotinv=False``) Zernike moments, a metal next to one
+    defective chalcogen looks different depending on *which* of its three
+    neighbours is defective: the three orientations of ``Mo#1`` are three
+    motifs (each is farther from the others than from pristine ``Mo``, since
+    they differ at two neighbour sites instead of one). The same holds for
+    ``Mo#2``. This returns ``truth.fine`` with a suffix naming the defective
+    neighbour (``Mo#1`` → ``"Mo#1/a"``, ``"/b"``, ``"/c"``) or, for ``Mo#2``,
+    the intact one, so rotation-sensitive classifications can be scored
+    against the right ground truth. ``Mo#3`` and every other class are
+    unchanged (they look the same from every orientation).
+
+    Parameters
+    ----------
+    truth : ColumnTruth
+        Truth table of a :func:`make_tmd` image.
+
+    Returns
+    -------
+    ndarray of str, shape (N,)
+    """
+    fine = np.asarray(truth.fine).astype(object)
+    chalc = truth.sublattice == "chalcogen"
+    defective = {
+        (int(i), int(j))
+        for (i, j), sp, vis in zip(truth.cell[chalc], truth.species[chalc], truth.visible[chalc])
+        if not str(sp).endswith("2")  # one or both atoms missing
+    }
+    names = "abc"
+    for row in np.flatnonzero(truth.sublattice == "metal"):
+        f = str(fine[row])
+        if not (f.endswith("#1") or f.endswith("#2")):
+            continue
+        i, j = truth.cell[row]
+        flags = [(int(i) + di, int(j) + dj) in defective for di, dj in _METAL_TO_CHALC]
+        want = f.endswith("#1")
+        # the odd neighbour may lie outside the frame (edge columns): orientation unknown
+        fine[row] = f"{f}/{names[flags.index(want)]}" if want in flags else f"{f}/?"
+    return fine.astype(str)

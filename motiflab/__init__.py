@@ -1,0 +1,84 @@
+"""motiflab: learn structural motifs and their hierarchies in atomic-resolution micrographs.
+
+An implementation of Dan et al., "Learning motifs and their hierarchies in atomic
+resolution microscopy", Sci. Adv. 8, eabk1005 (2022).
+
+Quick start
+-----------
+>>> import motiflab
+>>> s = motiflab.load("MoSe2.dm4")            # any format HyperSpy reads
+>>> an = motiflab.Analysis(s)                 # parameters + cached stages
+>>> an.motifs.labels                          # columns → Zernike → FR layout → motifs
+
+The heavy libraries (HyperSpy, scikit-learn, numba kernels) are imported on
+first use, so ``import motiflab`` itself is quick.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+__version__ = "0.1.0"
+
+# numba's on-disk cache: compiled kernels are reused across runs. When the
+# package folder is read-only (system installs, Binder images), fall back to a
+# per-user cache folder instead of recompiling every time.
+if "NUMBA_CACHE_DIR" not in os.environ and not os.access(os.path.dirname(__file__), os.W_OK):
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.path.expanduser("~"), ".cache", "motiflab-numba")
+
+_LAZY = {
+    # function / class -> module
+    "load": "io",
+    "to_markers": "io",
+    "Analysis": "analysis",
+    "analyze": "analysis",
+    "find_columns": "columns",
+    "smooth": "columns",
+    "fft_lowpass": "columns",
+    "svd_denoise": "columns",
+    "refine_positions": "columns",
+    "detect_inverted": "columns",
+    "estimate_patch_size": "patches",
+    "radial_distribution": "patches",
+    "extract_patches": "patches",
+    "zernike_basis": "zernike",
+    "zernike_moments": "zernike",
+    "reconstruct_patches": "zernike",
+    "symmetry_energy": "zernike",
+    "ZernikeFeaturizer": "zernike",
+    "FRLayout": "layout",
+    "ForceStage": "layout",
+    "knn_graph": "neighbors",
+    "fuzzy_graph": "neighbors",
+    "cluster_layout": "motifs",
+    "class_averages": "motifs",
+    "reconstruct_image": "motifs",
+    "find_lattice": "lattice",
+    "build_hierarchy": "hierarchy",
+    "MotifLabError": "errors",
+}
+_SUBMODULES = {"analysis", "columns", "datasets", "errors", "io", "layout", "motifs", "neighbors",
+               "patches", "zernike", "lattice", "hierarchy", "assembly", "variation", "cli", "widgets"}
+
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        mod = importlib.import_module(f".{_LAZY[name]}", __name__)
+        value = getattr(mod, name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        mod = importlib.import_module(f".{name}", __name__)
+        globals()[name] = mod
+        return mod
+    if name == "explore":
+        from .widgets import explore
+
+        return explore
+    raise AttributeError(f"module 'motiflab' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__ + ["explore", "__version__"]

@@ -1,0 +1,274 @@
+"""Data in and out through HyperSpy, keeping the axes calibration.
+
+HyperSpy is the door for data: :func:`load` reads anything HyperSpy (RosettaSciIO)
+reads (dm3/dm4, emd, tif, hspy, …), plus ``.npy`` files, NumPy arrays and
+``Signal2D`` objects, and always hands back a ``Signal2D`` with its calibration.
+Results go back out as HyperSpy markers and signals (:func:`to_markers`,
+:func:`label_map_signal`, :func:`class_averages_signal`).
+
+HyperSpy is imported lazily: it is a heavy import and ``import motiflab`` should
+stay fast.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, MotifLabError
+
+__all__ = ["Calibration", "load", "as_image", "to_signal", "to_markers", "label_map_signal",
+           "class_averages_signal", "check_writable"]
+
+# length units HyperSpy files use, converted to nanometres
+_TO_NM = {
+    "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0,
+    "å": 0.1, "a": 0.1, "angstrom": 0.1, "ångström": 0.1, "\u212b": 0.1,
+    "pm": 1e-3, "picometer": 1e-3,
+    "µm": 1e3, "um": 1e3, "μm": 1e3, "micron": 1e3, "micrometer": 1e3,
+    "mm": 1e6, "m": 1e9,
+}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Pixel calibration of an image.
+
+    Attributes
+    ----------
+    scale : float
+        Size of one pixel in ``units`` (square pixels assumed; the row scale
+        is used when they differ, with a warning at load time).
+    units : str
+        ``"nm"`` when the file's units could be converted, otherwise the
+        original units, or ``"px"`` for uncalibrated data.
+    offset : tuple of float
+        (row, col) offsets of pixel (0, 0), in ``units``.
+    """
+
+    scale: float = 1.0
+    units: str = "px"
+    offset: tuple = (0.0, 0.0)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.units != "px"
+
+    def to_physical(self, positions_px):
+        """(row, col) pixel coordinates → physical coordinates in ``units``."""
+        p = np.asarray(positions_px, dtype=np.float64)
+        return p * self.scale + np.asarray(self.offset)
+
+
+def _import_hyperspy():
+    try:
+        import hyperspy.api as hs
+    except ImportError as exc:  # pragma: no cover - hyperspy is a hard dependency
+        raise MotifLabError("HyperSpy is needed to read microscope files: pip install hyperspy") from exc
+    return hs
+
+
+def load(source, frame=None, lazy=False):
+    """Load a micrograph as a calibrated HyperSpy ``Signal2D``.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path, numpy.ndarray or hyperspy Signal2D
+        A file HyperSpy can read (dm3, dm4, emd, tif, hspy, …), a ``.npy``
+        file, an array, or a signal.
+    frame : int or tuple of int, optional
+        For a stack/series, the navigation index of the frame to analyse.
+    lazy : bool
+        Open the file lazily (Dask-backed) — for large series.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file.
+    MotifLabError
+        Data that is not a 2-D image (with the ``frame=`` hint for stacks).
+    """
+    hs = _import_hyperspy()
+    from hyperspy.signals import BaseSignal, Signal2D
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise InputFileError(f"no such file: {str(path)!r}. Check the path (relative to {os.getcwd()!r}).")
+        if path.is_dir():
+            raise InputFileError(f"{str(path)!r} is a folder; give the image file inside it.")
+        try:
+            if path.suffix.lower() == ".npy":
+                sig = Signal2D(np.load(path, allow_pickle=False))
+                sig.metadata.General.title = path.stem
+            else:
+                sig = hs.load(str(path), lazy=lazy)
+        except Exception as exc:  # any reader error becomes one clear message
+            raise InputFileError(
+                f"could not read {str(path)!r} ({type(exc).__name__}: {exc}). motiflab reads every format "
+                "HyperSpy/RosettaSciIO supports (dm3, dm4, emd, tif, hspy, …) and .npy; "
+                "check that the file is complete and of one of these types."
+            ) from exc
+        if isinstance(sig, list):
+            images = [s for s in sig if s.axes_manager.signal_dimension == 2]
+            if not images:
+                raise MotifLabError(f"{str(path)!r} holds {len(sig)} signals but none is a 2-D image.")
+            sig = images[0]
+    elif isinstance(source, BaseSignal):
+        sig = source
+    else:
+        arr = np.asarray(source)
+        if arr.ndim < 2:
+            raise MotifLabError(f"expected a 2-D image, got an array of shape {arr.shape}.")
+        sig = Signal2D(arr)
+    if sig.axes_manager.signal_dimension != 2:
+        if sig.data.ndim == 2:
+            sig = sig.as_signal2D((1, 0))
+        else:
+            raise MotifLabError(
+                f"the data has signal dimension {sig.axes_manager.signal_dimension} and shape "
+                f"{sig.data.shape}; a 2-D image is needed."
+            )
+    nav = sig.axes_manager.navigation_shape
+    if sig.axes_manager.navigation_dimension > 0:
+        if frame is None:
+            raise MotifLabError(
+                f"this is a stack of {int(np.prod(nav))} images (navigation shape {nav}); pick one with "
+                "frame=..., e.g. motiflab.load(path, frame=0) or `motiflab run FILE --frame 0`, "
+                "or use motiflab.batch for the whole series."
+            )
+        idx = frame if isinstance(frame, tuple) else (frame,)
+        try:
+            sig = sig.inav[idx]
+        except IndexError as exc:
+            raise MotifLabError(f"frame {frame} is outside the stack's navigation shape {nav}.") from exc
+    elif frame not in (None, 0):
+        raise MotifLabError(f"frame={frame} given, but the data is a single image.")
+    return sig
+
+
+def calibration_of(signal) -> Calibration:
+    """Read the (row, col) calibration of a Signal2D, converting length units to nm."""
+    ax_y, ax_x = signal.axes_manager.signal_axes[1], signal.axes_manager.signal_axes[0]
+    units = str(ax_x.units or "").strip()
+    scale_x, scale_y = float(ax_x.scale), float(ax_y.scale)
+    off = (float(ax_y.offset), float(ax_x.offset))
+    key = units.lower()
+    if key in ("", "<undefined>", "undefined", "px", "pixel", "pixels"):
+        return Calibration(scale=1.0, units="px", offset=(0.0, 0.0))
+    if key in _TO_NM:
+        f = _TO_NM[key]
+        return Calibration(scale=scale_y * f, units="nm", offset=(off[0] * f, off[1] * f))
+    # reciprocal-space or exotic units: keep them as they are
+    return Calibration(scale=scale_y, units=units, offset=off)
+
+
+def as_image(source, frame=None):
+    """Any accepted input → (float32 2-D array, :class:`Calibration`, the Signal2D).
+
+    See :func:`load` for what ``source`` may be.
+    """
+    sig = load(source, frame=frame)
+    data = sig.data
+    if hasattr(data, "compute"):  # lazy (Dask) signal
+        data = data.compute()
+    return np.asarray(data), calibration_of(sig), sig
+
+
+def to_signal(image, calibration: Calibration | None = None, title="") -> "object":
+    """Wrap an array as a calibrated ``Signal2D``."""
+    from hyperspy.signals import Signal2D
+
+    cal = calibration or Calibration()
+    s = Signal2D(np.asarray(image))
+    for ax, off, name in zip(s.axes_manager.signal_axes, (cal.offset[1], cal.offset[0]), ("x", "y")):
+        ax.scale = cal.scale
+        ax.units = cal.units
+        ax.offset = off
+        ax.name = name
+    s.metadata.General.title = title
+    return s
+
+
+def motif_colors(n):
+    """``n`` distinct hex colours (noise label −1 is drawn grey by callers)."""
+    base = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
+            "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#9c9ede"]
+    return [base[i % len(base)] for i in range(n)]
+
+
+def to_markers(positions, labels, calibration: Calibration | None = None, size=10):
+    """Column positions as HyperSpy point markers coloured by motif.
+
+    Add them to the original signal with ``s.add_marker(markers, permanent=True)``
+    so ``s.plot()`` shows them.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (N, 2)
+        (row, col) pixel positions.
+    labels : ndarray, shape (N,)
+        Motif labels (−1 = unassigned, grey).
+    calibration : Calibration, optional
+        Converts pixels to the signal's axes units.
+    size : float
+        Marker size in points.
+
+    Returns
+    -------
+    hyperspy.utils.markers.Points
+    """
+    from hyperspy.utils import markers
+
+    cal = calibration or Calibration()
+    xy = cal.to_physical(positions)[:, ::-1]  # HyperSpy wants (x, y)
+    labels = np.asarray(labels)
+    uniq = [u for u in np.unique(labels) if u >= 0]
+    palette = dict(zip(uniq, motif_colors(len(uniq))))
+    colors = [palette.get(int(lab), "#999999") for lab in labels]
+    return markers.Points(offsets=xy, color=colors, sizes=size)
+
+
+def label_map_signal(shape, positions, labels, calibration: Calibration | None = None, radius=None):
+    """A label image: each column's disk filled with its motif label (−1 elsewhere and for noise)."""
+    from scipy.spatial import cKDTree
+
+    h, w = shape
+    pos = np.asarray(positions, dtype=np.float64)
+    labels = np.asarray(labels)
+    if radius is None:
+        d, _ = cKDTree(pos).query(pos, k=2) if len(pos) > 1 else (np.full((1, 2), 4.0), None)
+        radius = 0.45 * float(np.median(d[:, 1]))
+    yy, xx = np.mgrid[0:h, 0:w]
+    dist, idx = cKDTree(pos).query(np.column_stack([yy.ravel(), xx.ravel()]), distance_upper_bound=radius)
+    out = np.full(h * w, -1, dtype=np.int32)
+    ok = np.isfinite(dist)
+    out[ok] = labels[idx[ok]]
+    return to_signal(out.reshape(h, w), calibration, title="motif label map")
+
+
+def class_averages_signal(class_averages, calibration: Calibration | None = None):
+    """Class-average motif images as a stack ``Signal2D`` (navigate over motifs)."""
+    s = to_signal(np.asarray(class_averages), calibration, title="motif class averages")
+    s.axes_manager.navigation_axes[0].name = "motif"
+    return s
+
+
+def check_writable(path, overwrite=False) -> Path:
+    """Refuse to overwrite an existing file unless asked to; make sure the folder exists."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise InputFileError(
+            f"{str(p)!r} already exists; motiflab never overwrites results silently. "
+            "Choose another --out path or pass --overwrite (overwrite=True)."
+        )
+    if not p.parent.exists():
+        raise InputFileError(f"the folder {str(p.parent)!r} does not exist; create it first.")
+    return p

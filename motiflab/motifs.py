@@ -1,0 +1,330 @@
+"""Motif classes from the FR layout: clusters, class averages, reconstruction (METHOD.md §4).
+
+The FR layout's attraction stage pulls each motif into a compact, well
+separated blob, so a density clustering of the 2-D layout (HDBSCAN) finds the
+motif classes without being told how many there are. Points HDBSCAN calls
+noise get label −1 ("unassigned"); :func:`assign_noise` can attach them to the
+nearest class when a complete labelling is wanted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+
+from .errors import MotifLabError
+
+__all__ = ["Motifs", "cluster_layout", "assign_noise", "merge_similar", "attach_noise", "class_averages",
+           "reconstruct_image", "default_min_cluster_size", "find_motifs", "feature_scale"]
+
+#: default ``merge_threshold``: distinct motifs of the test structures (a metal next to
+#: one more vacancy, Se1 vs Se2, ...) sit ≥ 0.45 feature-scale units apart at every
+#: dose; groups split only by differences beyond the first shell (a vacancy two
+#: shells away) sit ≤ 0.25 apart. 0.35 lies in that gap.
+MERGE_THRESHOLD = 0.35
+
+
+@dataclass
+class Motifs:
+    """Motif classes of a set of columns.
+
+    Attributes
+    ----------
+    labels : ndarray, shape (N,) int
+        Motif of each column, 0..K−1 in order of decreasing size; −1 = unassigned.
+    class_averages : ndarray, shape (K, P, P) float32
+        Mean patch of each motif.
+    counts : ndarray, shape (K,) int
+        Number of columns in each motif.
+    n_unassigned : int
+        Columns with label −1.
+    """
+
+    labels: np.ndarray
+    class_averages: np.ndarray
+    counts: np.ndarray
+    n_unassigned: int
+    params: dict = field(default_factory=dict)
+
+    @property
+    def n_motifs(self) -> int:
+        return len(self.counts)
+
+
+def default_min_cluster_size(n: int) -> int:
+    """Smallest motif class HDBSCAN may report by default: 0.1 % of the columns, at least 5.
+
+    Rare defect motifs (a metal next to three chalcogen vacancies) can be a
+    handful of columns in a whole image, so the floor stays small; the FR
+    layout keeps such classes compact enough that small floors do not split
+    the big lattice classes.
+    """
+    return int(max(5, round(0.001 * n)))
+
+
+def _relabel_by_size(labels):
+    labels = np.asarray(labels)
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    uniq, counts = np.unique(labels[labels >= 0], return_counts=True)
+    order = uniq[np.lexsort((uniq, -counts))]
+    for new, old in enumerate(order):
+        out[labels == old] = new
+    return out
+
+
+def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0):
+    """Motif labels from a 2-D layout by HDBSCAN.
+
+    Parameters
+    ----------
+    embedding : ndarray, shape (N, 2)
+        The FR layout.
+    min_cluster_size : int, optional
+        Granularity knob: the smallest group of columns that may form its own
+        motif. Default :func:`default_min_cluster_size`.
+    min_samples : int, optional
+        HDBSCAN's density smoothing; default = min_cluster_size, capped at 15
+        (larger values call more points noise).
+    cluster_selection_epsilon : float
+        Merge clusters closer than this in the layout (layout units).
+
+    Returns
+    -------
+    ndarray, shape (N,) int
+        Labels 0..K−1 by decreasing size, −1 for noise.
+    """
+    from sklearn.cluster import HDBSCAN
+
+    Y = np.asarray(embedding, dtype=np.float64)
+    if Y.ndim != 2 or Y.shape[1] != 2:
+        raise MotifLabError(f"embedding must have shape (N, 2), got {Y.shape}.")
+    n = len(Y)
+    if min_cluster_size is None:
+        min_cluster_size = default_min_cluster_size(n)
+    min_cluster_size = int(min_cluster_size)
+    if min_cluster_size < 2:
+        raise MotifLabError("min_cluster_size must be at least 2.")
+    if n < max(2 * min_cluster_size, 10):
+        raise MotifLabError(
+            f"only {n} columns: too few to cluster into motifs with min_cluster_size={min_cluster_size}. "
+            "Use a larger image (or a smaller patch so fewer border columns are dropped), or lower "
+            "min_cluster_size."
+        )
+    if not np.isfinite(Y).all():
+        raise MotifLabError("the layout contains NaN/inf; re-run the layout with a smaller learning rate.")
+    if min_samples is None:
+        min_samples = min(min_cluster_size, 15)
+    hdb = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=int(min_samples),
+                  cluster_selection_epsilon=float(cluster_selection_epsilon), copy=True)
+    labels = hdb.fit_predict(Y)
+    if (labels < 0).all():
+        # HDBSCAN refuses to call everything one cluster; a pure crystal is one motif per sublattice
+        labels = np.zeros(n, dtype=np.int64)
+    return _relabel_by_size(labels)
+
+
+def assign_noise(embedding, labels):
+    """Give every unassigned (−1) point the label of its nearest assigned neighbour in the layout."""
+    from scipy.spatial import cKDTree
+
+    labels = np.asarray(labels).copy()
+    noise = labels < 0
+    if noise.any() and (~noise).any():
+        _, idx = cKDTree(embedding[~noise]).query(embedding[noise])
+        labels[noise] = labels[~noise][idx]
+    return labels
+
+
+def class_averages(patches, labels, n_classes=None):
+    """Mean patch of each class (one sparse × dense product, no Python loop).
+
+    Parameters
+    ----------
+    patches : ndarray, shape (N, P, P)
+    labels : ndarray, shape (N,) int, −1 ignored
+    n_classes : int, optional
+        Defaults to ``labels.max() + 1``.
+
+    Returns
+    -------
+    averages : ndarray, shape (K, P, P) float32
+    counts : ndarray, shape (K,) int
+    """
+    patches = np.asarray(patches)
+    labels = np.asarray(labels)
+    if len(patches) != len(labels):
+        raise MotifLabError(f"{len(patches)} patches but {len(labels)} labels; they must match one to one.")
+    k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
+    n, p = patches.shape[0], patches.shape[1:]
+    ok = labels >= 0
+    onehot = sparse.csr_matrix(
+        (np.ones(int(ok.sum()), np.float32), (labels[ok], np.nonzero(ok)[0])), shape=(max(k, 1), n)
+    )
+    counts = np.bincount(labels[ok], minlength=k)[:k]
+    sums = onehot @ patches.reshape(n, -1).astype(np.float32, copy=False)
+    avg = sums[:k] / np.maximum(counts, 1)[:, None]
+    return np.asarray(avg, dtype=np.float32).reshape((k,) + p), counts
+
+
+def reconstruct_image(shape, positions, labels, averages, window="disk"):
+    """Rebuild a micrograph by placing each column's class average at its position.
+
+    Overlapping patches are blended with a smooth window so the result has no
+    seams; pixels no patch covers stay at the background (the minimum of the
+    class averages). Unassigned columns (−1) are left out.
+
+    Parameters
+    ----------
+    shape : tuple
+        (H, W) of the output image.
+    positions : ndarray, shape (N, 2)
+        (row, col) positions.
+    labels : ndarray, shape (N,)
+    averages : ndarray, shape (K, P, P)
+    window : {"disk", "flat"}
+        Blending weights: a raised-cosine disk (default) or uniform.
+
+    Returns
+    -------
+    ndarray, shape (H, W) float32
+    """
+    h, w = shape
+    averages = np.asarray(averages, dtype=np.float32)
+    if averages.ndim != 3 or len(averages) == 0:
+        raise MotifLabError("need at least one class average of shape (P, P) to reconstruct.")
+    P = averages.shape[1]
+    labels = np.asarray(labels)
+    pos = np.asarray(positions, dtype=np.float64)
+    ok = labels >= 0
+    pos, labels = pos[ok], labels[ok]
+    c = (P - 1) / 2.0
+    yy, xx = np.mgrid[0:P, 0:P]
+    r = np.hypot(yy - c, xx - c) / (P / 2.0)
+    wgt = (0.5 + 0.5 * np.cos(np.pi * np.clip(r, 0, 1))) if window == "disk" else np.ones((P, P))
+    wgt = (wgt + 1e-6).astype(np.float32)
+    # top-left corner consistent with motiflab.patches: the centre pixel is the rounded position
+    top = np.round(pos).astype(np.int64) - P // 2
+    rows = top[:, 0, None, None] + yy[None]
+    cols = top[:, 1, None, None] + xx[None]
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    flat = (rows * w + cols)[inside]
+    vals = (averages[labels] * wgt[None])[inside]
+    wts = np.broadcast_to(wgt[None], inside.shape)[inside]
+    num = np.bincount(flat, weights=vals, minlength=h * w)
+    den = np.bincount(flat, weights=wts, minlength=h * w)
+    bg = float(averages.min())
+    out = np.where(den > 1e-3, num / np.maximum(den, 1e-12), bg)
+    return out.reshape(h, w).astype(np.float32)
+
+
+def feature_scale(X) -> float:
+    """The spread of a feature set: RMS distance of the features to their mean."""
+    X = np.asarray(X, dtype=np.float64)
+    return float(np.sqrt(((X - X.mean(0)) ** 2).sum(1).mean()))
+
+
+def merge_similar(labels, X, threshold=MERGE_THRESHOLD):
+    """Merge clusters whose mean features are closer than ``threshold`` × :func:`feature_scale`.
+
+    The FR layout (like UMAP) separates any group of columns that are more
+    similar to each other than to the rest, however small the difference: at
+    high signal-to-noise a metal column with a vacancy two shells away forms
+    its own group. Those groups differ from each other far less than real
+    motifs do, so merging cluster centroids by complete linkage (the merged
+    group's *most* distant members must still be within the threshold — no
+    chaining across real classes) removes the over-splitting.
+
+    Parameters
+    ----------
+    labels : ndarray (N,) int, −1 = unassigned
+    X : ndarray (N, J)
+        The features the layout was computed from.
+    threshold : float
+        In units of :func:`feature_scale`; 0 disables merging. This is the
+        "granularity" knob of the explorer: larger → fewer, broader motifs.
+
+    Returns
+    -------
+    ndarray (N,) int
+        Relabelled 0..K'−1 by decreasing size.
+    """
+    labels = np.asarray(labels)
+    k = int(labels.max()) + 1 if labels.size else 0
+    if threshold <= 0 or k < 2:
+        return _relabel_by_size(labels)
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    X = np.asarray(X, dtype=np.float64)
+    ok = labels >= 0
+    counts = np.bincount(labels[ok], minlength=k)
+    cent = np.zeros((k, X.shape[1]))
+    np.add.at(cent, labels[ok], X[ok])
+    cent /= np.maximum(counts, 1)[:, None]
+    scale = feature_scale(X[ok]) or 1.0
+    groups = fcluster(linkage(cent / scale, method="complete"), t=threshold, criterion="distance") - 1
+    out = np.where(ok, groups[np.maximum(labels, 0)], -1)
+    return _relabel_by_size(out)
+
+
+def attach_noise(labels, X, quantile=0.99):
+    """Give unassigned columns to the nearest motif (in feature space) when they fit inside it.
+
+    A column joins a motif when its distance to the motif's mean feature is
+    within that motif's own ``quantile`` member distance; columns that fit no
+    motif stay −1 (genuinely odd columns, or spurious feature points).
+    """
+    labels = np.asarray(labels).copy()
+    noise = labels < 0
+    k = int(labels.max()) + 1 if labels.size else 0
+    if not noise.any() or k == 0:
+        return labels
+    X = np.asarray(X, dtype=np.float64)
+    ok = ~noise
+    cent = np.zeros((k, X.shape[1]))
+    np.add.at(cent, labels[ok], X[ok])
+    cent /= np.maximum(np.bincount(labels[ok], minlength=k), 1)[:, None]
+    member_d = np.linalg.norm(X[ok] - cent[labels[ok]], axis=1)
+    radius = np.array([np.quantile(member_d[labels[ok] == c], quantile) if (labels[ok] == c).any() else 0.0
+                       for c in range(k)])
+    d = np.linalg.norm(X[noise][:, None, :] - cent[None], axis=2)
+    best = d.argmin(1)
+    fits = d[np.arange(len(best)), best] <= radius[best]
+    idx = np.flatnonzero(noise)
+    labels[idx[fits]] = best[fits]
+    return labels
+
+
+def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,
+                features=None, merge_threshold=MERGE_THRESHOLD):
+    """Cluster a layout into motifs and average the patches of each.
+
+    Parameters
+    ----------
+    embedding : ndarray (N, 2)
+        The FR layout.
+    patches : ndarray (N, P, P)
+    min_cluster_size, min_samples, cluster_selection_epsilon
+        See :func:`cluster_layout`.
+    features : ndarray (N, J), optional
+        The features behind the layout; when given, clusters closer than
+        ``merge_threshold`` are merged (:func:`merge_similar`) and HDBSCAN's
+        unassigned columns that fit a motif join it (:func:`attach_noise`).
+    merge_threshold : float
+        See :func:`merge_similar`.
+
+    Returns
+    -------
+    Motifs
+    """
+    labels = cluster_layout(embedding, min_cluster_size, min_samples, cluster_selection_epsilon)
+    if features is not None:
+        labels = merge_similar(labels, features, merge_threshold)
+        labels = attach_noise(labels, features)
+    k = int(labels.max()) + 1
+    avgs, counts = class_averages(patches, labels, k)
+    return Motifs(labels=labels, class_averages=avgs, counts=counts,
+                  n_unassigned=int((labels < 0).sum()),
+                  params=dict(min_cluster_size=min_cluster_size, min_samples=min_samples,
+                              cluster_selection_epsilon=cluster_selection_epsilon,
+                              merge_threshold=merge_threshold if features is not None else None))

@@ -1,0 +1,122 @@
+"""The analysis object: stage caching and invalidation (the contract the widgets rely on)."""
+import numpy as np
+import pytest
+
+from motiflab.analysis import DEFAULTS, PARAM_STAGE, STAGES, Analysis
+from motiflab.errors import MotifLabError
+
+
+@pytest.fixture(scope="module")
+def small():
+    from motiflab.datasets import make_tmd
+
+    return make_tmd("MoSe2", shape=(192, 192), chalcogen_vacancy_rate=0.05, dose=100, seed=7)
+
+
+def _ran(an, start):
+    return [s for s, _ in an.log[start:]]
+
+
+def test_every_parameter_feeds_a_known_stage():
+    assert set(PARAM_STAGE.values()) <= set(STAGES)
+    assert set(DEFAULTS) == set(PARAM_STAGE)
+
+
+def test_first_run_computes_each_stage_once(small):
+    an = Analysis(small.image, n_iter=60)
+    an.run()
+    assert _ran(an, 0) == list(STAGES)
+    an.run()
+    assert _ran(an, 0) == list(STAGES)  # nothing recomputed
+
+
+@pytest.mark.parametrize(
+    "param, value, expected",
+    [
+        ("min_cluster_size", 7, ["motifs"]),
+        ("stage2_alpha", 8.0, ["layout", "motifs"]),
+        ("n_iter", 40, ["layout", "motifs"]),
+        ("n_neighbors", 8, ["graph", "layout", "motifs"]),
+        ("rotinv", True, ["features", "graph", "layout", "motifs"]),
+        ("n_max", 8, ["features", "graph", "layout", "motifs"]),
+        ("patch_size", 21, ["patch_size", "patches", "features", "graph", "layout", "motifs"]),
+        ("threshold", 6.0, list(STAGES)),
+    ],
+)
+def test_a_change_recomputes_exactly_the_downstream_stages(small, param, value, expected):
+    an = Analysis(small.image, n_iter=60).run()
+    n0 = len(an.log)
+    stale = an.set(**{param: value})
+    assert stale == expected
+    an.run()
+    assert _ran(an, n0) == expected
+
+
+def test_setting_the_same_value_drops_nothing(small):
+    an = Analysis(small.image, n_iter=60).run()
+    assert an.set(n_max=10, rotinv=False) == []
+
+
+def test_unknown_parameter_lists_valid_ones(small):
+    with pytest.raises(MotifLabError, match="valid ones"):
+        Analysis(small.image, smoothness=3)
+    an = Analysis(small.image)
+    with pytest.raises(MotifLabError, match="unknown parameter"):
+        an.set(alpha=1)
+
+
+def test_result_arrays_follow_the_cli_contract(small):
+    an = Analysis(small.image, n_iter=60).run()
+    r = an.result_arrays()
+    n = len(r["positions"])
+    assert r["positions"].shape == (n, 2) and r["positions"].dtype == np.float64
+    assert r["labels"].shape == (n,) and np.issubdtype(r["labels"].dtype, np.integer)
+    assert r["features"].shape == (n, 66) and r["features"].dtype == np.float32
+    assert r["embedding"].shape == (n, 2) and r["embedding"].dtype == np.float32
+    P = int(r["patch_size"])
+    assert r["class_averages"].shape[1:] == (P, P)
+    assert r["class_averages"].shape[0] == r["labels"].max() + 1
+
+
+def test_calibration_is_carried_through(small):
+    an = Analysis(small.to_signal(), n_iter=60)
+    assert an.calibration.units == "nm"
+    assert an.calibration.scale == pytest.approx(small.pixel_size)
+    lm = an.label_map()
+    assert lm.axes_manager.signal_axes[0].units == "nm"
+    assert lm.axes_manager.signal_axes[0].scale == pytest.approx(small.pixel_size)
+    ca = an.class_averages_signal()
+    assert ca.data.shape[0] == an.motifs.n_motifs
+    mk = an.markers()
+    assert len(mk.kwargs["offsets"]) == len(an.positions)
+    # marker offsets are in nm (x, y)
+    np.testing.assert_allclose(mk.kwargs["offsets"][:, 0], an.positions[:, 1] * small.pixel_size)
+
+
+def test_reconstruction_resembles_the_image(small):
+    an = Analysis(small.image, n_iter=60).run()
+    rec = an.reconstruction()
+    assert rec.shape == small.image.shape
+    inner = (slice(20, -20), slice(20, -20))
+    clean = small.image.astype(float)
+    assert np.corrcoef(rec[inner].ravel(), clean[inner].ravel())[0, 1] > 0.8
+
+
+def test_same_seed_same_result(small):
+    a = Analysis(small.image, n_iter=60, seed=3).run()
+    b = Analysis(small.image, n_iter=60, seed=3).run()
+    np.testing.assert_array_equal(a.layout.embedding, b.layout.embedding)
+    np.testing.assert_array_equal(a.motifs.labels, b.motifs.labels)
+
+
+def test_too_few_columns_is_a_clear_error():
+    from motiflab.datasets import make_tmd
+
+    tiny = make_tmd("MoSe2", shape=(40, 40), seed=1)
+    with pytest.raises(MotifLabError, match="columns"):
+        Analysis(tiny.image, patch_size=15).run()
+
+
+def test_patch_larger_than_image(small):
+    with pytest.raises(MotifLabError, match="larger than the image"):
+        Analysis(small.image, patch_size=500).run()

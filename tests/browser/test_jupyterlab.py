@@ -1,0 +1,214 @@
+"""The explorer in a real JupyterLab: run the notebook cell, move the patch-size slider, see the update.
+
+The test starts its own JupyterLab server (token disabled, 127.0.0.1, free
+port, temporary root, settings and workspace folders), opens
+``notebooks/explorer_smoke.ipynb`` in Chromium, runs it, drags the patch-size
+slider and checks that the FR layout and the motif gallery in the page change
+and that no console error was logged. Screenshots go to ``test-artifacts/``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from .conftest import PageLog, install_helpers
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("jupyterlab")]
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+NOTEBOOK = os.path.join(ROOT, "notebooks", "explorer_smoke.ipynb")
+
+# console noise of JupyterLab itself on an offline machine (not produced by the explorer)
+IGNORED_CONSOLE = (
+    "Failed to load resource",          # e.g. favicon / lab API probes answered 404 offline
+    "net::ERR_INTERNET_DISCONNECTED",
+    "api/news",
+)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kernel_available():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "python3" in KernelSpecManager().find_kernel_specs()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 with the smoke notebook in its root; killed at the end."""
+    pytest.importorskip("jupyterlab")
+    pytest.importorskip("jupyter_bokeh")
+    if not _kernel_available():
+        pytest.skip("no 'python3' kernel: python -m ipykernel install --sys-prefix --name python3")
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copy(NOTEBOOK, root / "explorer_smoke.ipynb")
+    home = tmp_path_factory.mktemp("labhome")
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               NUMBA_NUM_THREADS=env.get("NUMBA_NUM_THREADS", "2"), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
+           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+           f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.news_url=None", "--LabApp.extension_manager=readonly"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI machines often run as root
+    log_path = home / "jupyterlab.log"
+    logf = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=logf, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not start in 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield dict(url=url, root=root, log=log_path)
+    finally:
+        # stop the server we started (its kernels die with it), by its own process group
+        try:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
+        logf.close()
+
+
+def _pixels(png):
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def _js(page, expr, arg=None):
+    return page.evaluate(expr, arg) if arg is not None else page.evaluate(expr)
+
+
+def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, artifacts):
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1900}, device_scale_factor=1)
+    page = ctx.new_page()
+    log = PageLog(page, ignore=IGNORED_CONSOLE)
+    try:
+        page.goto(f"{lab['url']}/lab/tree/explorer_smoke.ipynb", wait_until="domcontentloaded")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60000)
+        # the notebook is open and its kernel is ready
+        page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
+            return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
+                && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=60000)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        explorer = page.locator(".motiflab-explorer")
+        explorer.wait_for(state="visible", timeout=60000)
+        page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
+            return e && /ready · run 1\\b/.test(e.innerText); }""", timeout=90000)
+        page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.roots.length > 0", timeout=30000)
+        install_helpers(page)
+        page.wait_for_function("""() => { const m = _ml.model('columns'); const v = _ml.view('embedding');
+            return m && v && m.data.ex && m.data.ex.length > 0; }""", timeout=30000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=os.path.join(artifacts, "jupyterlab_explorer_loaded.png"), full_page=True)
+
+        def state():
+            return page.evaluate("""() => ({
+                ex: Array.from(_ml.model('columns').data.ex),
+                n: _ml.model('columns').data.ex.length,
+                gallery: _ml.model('gallery').data.text.slice(),
+                tile: _ml.model('gallery').data.image.length ? _ml.model('gallery').data.image[0].length : 0,
+                summary: _ml.model('summary').text })""")
+
+        before = state()
+        assert "patch size 19 px" in before["summary"]
+        assert before["tile"] == 19 * 19
+        emb = page.evaluate("() => _ml.frame('embedding')")
+        clip = dict(x=emb[0], y=emb[1], width=emb[2], height=emb[3])
+        emb_before = _pixels(page.screenshot(clip=clip))
+
+        # drag the patch-size slider's handle to the right
+        slider = explorer.locator(".widget-slider").filter(has_text="patch size").first
+        slider.scroll_into_view_if_needed()
+        handle = slider.locator(".noUi-handle").first
+        box = handle.bounding_box()
+        assert box is not None
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        page.mouse.move(cx + 6, cy, steps=3)
+        page.mouse.move(cx + 12, cy, steps=3)
+        page.mouse.up()
+        new_p = int(slider.locator(".widget-readout").inner_text().strip())
+        assert new_p > 19
+        page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
+            return e && /ready · run 2\\b/.test(e.innerText); }""", timeout=60000)
+        page.wait_for_function(f"() => _ml.model('gallery').data.image.length && "
+                               f"_ml.model('gallery').data.image[0].length === {new_p * new_p}", timeout=20000)
+        page.wait_for_timeout(600)
+        after = state()
+        page.screenshot(path=os.path.join(artifacts, "jupyterlab_explorer_after_patch_slider.png"), full_page=True)
+        emb_after = _pixels(page.screenshot(clip=clip))
+
+        text = explorer.inner_text()
+        assert "recomputed patch_size, patches, features, graph, layout, motifs" in text
+        assert f"patch size {new_p} px" in after["summary"]
+        # the layout changed: new coordinates in the page's data source and on the canvas
+        if after["n"] == before["n"]:
+            assert np.abs(np.asarray(after["ex"]) - np.asarray(before["ex"])).max() > 1e-3
+        assert np.abs(emb_after - emb_before).sum(axis=2).astype(bool).mean() > 0.01
+        # the gallery shows the class averages of the new patches
+        assert after["tile"] == new_p * new_p
+        assert after["gallery"] != before["gallery"] or after["tile"] != before["tile"]
+
+        # a box selection in the browser reaches the kernel (the Python-side label counts it) ...
+        fx, fy, fw, fh = page.evaluate("() => _ml.frame('embedding')")
+        x0, y0, x1, y1 = fx + 2, fy + 2, fx + fw * 0.5, fy + fh - 2
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x1, y1, steps=5)
+        page.mouse.up()
+        n_sel = page.evaluate("() => _ml.model('columns').selected.indices.length")
+        assert n_sel > 0
+        page.wait_for_function(f"""() => document.querySelector('.motiflab-explorer').innerText
+            .includes('{n_sel} column{"s" if n_sel != 1 else ""} selected')""", timeout=15000)
+        # ... and the curation button assigns it to a new motif, recomputing only the motifs
+        explorer.locator(".lm-TabBar-tab").filter(has_text="Curation").first.click()
+        explorer.get_by_role("button", name="Assign selection").click()
+        page.wait_for_function("""() => document.querySelector('.motiflab-explorer').innerText
+            .includes('1 edit recorded')""", timeout=30000)
+        page.wait_for_timeout(500)
+        counts = page.evaluate("() => Array.from(_ml.model('gallery').data.count)")
+        assert n_sel in counts
+        page.screenshot(path=os.path.join(artifacts, "jupyterlab_explorer_after_assign.png"), full_page=True)
+        assert log.errors == [], log.errors
+    finally:
+        try:
+            page.screenshot(path=os.path.join(artifacts, "jupyterlab_explorer_final.png"), full_page=True)
+        except Exception:
+            pass
+        ctx.close()

@@ -1,0 +1,385 @@
+"""The explorer's Python logic: controls → stages, background runs, curation, views, export, HyperSpy."""
+import copy
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("jupyter_bokeh")
+
+from motiflab.analysis import STAGES, Analysis  # noqa: E402
+from motiflab.errors import MotifLabError  # noqa: E402
+from motiflab.widgets import Explorer  # noqa: E402
+from motiflab.widgets import views as V  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def image():
+    from motiflab.datasets import make_tmd
+
+    return make_tmd("MoSe2", shape=(192, 192), chalcogen_vacancy_rate=0.05, dose=100, seed=7)
+
+
+@pytest.fixture(scope="module")
+def base(image):
+    return Analysis(image.to_signal(), n_iter=60, seed=0).run()
+
+
+def _copy(base):
+    """A fresh analysis sharing the computed stages of ``base`` (computing them takes seconds)."""
+    a = copy.copy(base)
+    a._params, a._cache, a.log, a.edits, a._callbacks = (dict(base._params), dict(base._cache), list(base.log),
+                                                         [], [])
+    return a
+
+
+@pytest.fixture()
+def ex(base):
+    e = Explorer(_copy(base), background=False)
+    yield e
+    e.close()
+
+
+# ------------------------------------------------------------------------ controls → stages
+DOWN = {s: list(STAGES[i:]) for i, s in enumerate(STAGES)}
+
+CONTROL_CASES = [
+    # (control, new widget value, parameter, expected value, first stage recomputed)
+    ("min_cluster_size_auto", False, "min_cluster_size", 5, "motifs"),
+    ("min_cluster_size", 7, "min_cluster_size", 7, "motifs"),
+    ("stage2_alpha", 6.0, "stage2_alpha", 6.0, "layout"),
+    ("stage1_m", 2.5, "stage1_m", 2.5, "layout"),
+    ("stage_split", 0.6, "stage_split", 0.6, "layout"),
+    ("n_iter", 50, "n_iter", 50, "layout"),
+    ("negative_samples", 4, "negative_samples", 4, "layout"),
+    ("n_neighbors", 8, "n_neighbors", 8, "graph"),
+    ("seed", 3, "seed", 3, "graph"),
+    ("n_max", 8, "n_max", 8, "features"),
+    ("rotinv", True, "rotinv", True, "features"),
+    ("patch_size", 21, "patch_size", 21, "patch_size"),
+    ("threshold", 6.0, "threshold", 6.0, "columns"),
+    ("smoothing", "gaussian", "smoothing", "gaussian", "columns"),
+    ("smoothing_strength_auto", False, "smoothing_strength", 0.0, None),  # 0 → no-op value below
+]
+
+
+@pytest.mark.slow
+def test_each_control_recomputes_exactly_the_downstream_stages(base):
+    ex = Explorer(_copy(base), background=False)
+    for control, value, param, expected, first in CONTROL_CASES:
+        if control == "smoothing_strength_auto":
+            ex.controls["smoothing_strength"].value = 1.5          # ignored while "auto" is ticked
+            assert ex.analysis.params["smoothing_strength"] is None
+            n = len(ex.runs)
+            ex.controls[control].value = value                      # unticking applies the typed strength
+            assert ex.analysis.params["smoothing_strength"] == 1.5
+            assert ex.runs[-1]["stages"] == DOWN["columns"] and len(ex.runs) == n + 1
+            continue
+        n = len(ex.runs)
+        ex.controls[control].value = value
+        assert ex.analysis.params[param] == expected, control
+        assert len(ex.runs) == n + 1, control
+        assert ex.runs[-1]["stages"] == DOWN[first], control
+        assert ex.runs[-1]["params"] == {param: expected}
+    # the same value again recomputes nothing
+    assert ex._on_param_change("n_max", 8, sync=True) == []
+    ex.close()
+
+
+def test_on_param_change_sync_returns_the_stages(ex):
+    assert ex._on_param_change("stage2_beta", 1.5, sync=True) == ["layout", "motifs"]
+    assert ex._on_param_change("min_cluster_size", 6, sync=True) == ["motifs"]
+    with pytest.raises(MotifLabError, match="unknown parameter"):
+        ex._on_param_change("alpha2", 1.0, sync=True)
+
+
+def test_patch_size_auto_button_uses_the_rdf_estimate(ex):
+    ex.controls["patch_size"].value = 17
+    assert ex.analysis.patch_size == 17
+    ex.controls["patch_size_auto"].click()
+    assert ex.analysis.params["patch_size"] == "auto"
+    est = ex.analysis.patch_size_estimate.patch_size
+    assert ex.controls["patch_size"].value == est  # the slider shows the estimate
+    assert ex.runs[-1]["stages"] == DOWN["patch_size"]
+    assert len(ex.runs) == 3  # showing the estimate did not trigger another run
+
+
+def test_bad_value_shows_the_error_and_recovers(ex):
+    assert ex._on_param_change("patch_size", 1000, sync=True) == []
+    assert "larger than the image" in ex.error
+    assert "error" in ex.status.value and "patch_size=1000" in ex.status.value
+    assert ex._on_param_change("patch_size", 19, sync=True) == DOWN["patch_size"]
+    assert ex.error is None and ex.status.value.startswith("ready")
+
+
+def test_debounce_collapses_quick_changes_into_one_background_run(base):
+    ex = Explorer(_copy(base), background=True, debounce=0.3)
+    assert ex.wait(30)
+    n = len(ex.runs)
+    for v in (2.0, 3.0, 4.0):
+        ex._on_param_change("stage2_alpha", v)
+    ex._on_param_change("min_cluster_size", 6)
+    assert ex.wait(60)
+    assert len(ex.runs) == n + 1
+    assert ex.runs[-1]["params"] == {"stage2_alpha": 4.0, "min_cluster_size": 6}
+    assert ex.runs[-1]["stages"] == ["layout", "motifs"]
+    ex.close()
+
+
+def test_a_newer_value_cancels_the_stale_layout_run(base):
+    ex = Explorer(_copy(base), background=True, debounce=0.05)
+    assert ex.wait(30)
+    n = len(ex.runs)
+    in_layout = threading.Event()
+    ex.analysis.on_stage(lambda s, dt: None)
+    orig = ex._layout_progress
+
+    def spy(it, emb):
+        if it > 0:
+            in_layout.set()
+        return orig(it, emb)
+
+    ex._layout_progress = spy
+    t0 = time.perf_counter()
+    ex._on_param_change("n_iter", 20000)          # a long layout ...
+    assert in_layout.wait(30)
+    ex._on_param_change("n_iter", 40)             # ... superseded while it runs
+    assert ex.wait(60)
+    elapsed = time.perf_counter() - t0
+    assert ex.cancelled >= 1
+    assert [r["params"] for r in ex.runs[n:]] == [{"n_iter": 40}]
+    assert ex.analysis.layout.snapshot_iterations[-1] == 40
+    assert elapsed < 30  # 20000 iterations were not run to the end
+    ex.close()
+
+
+# ------------------------------------------------------------------------ views
+def test_views_update_in_place_sending_only_changed_columns(ex):
+    src = ex.views.source
+    doc = ex.views.root.document
+    assert doc is not None  # attached to the BokehModel's document
+    events = []
+    doc.on_change(lambda e: events.append(e))
+    thumbs = src.data["thumb"]
+    ex._on_param_change("stage2_alpha", 7.0, sync=True)
+    assert ex.views.source is src
+    np.testing.assert_allclose(src.data["ex"], ex.analysis.layout.embedding[:, 0], rtol=1e-6)
+    np.testing.assert_array_equal(src.data["motif"], ex.analysis.motifs.labels)
+    assert src.data["thumb"] is thumbs
+    cols = set()
+    for e in events:
+        if getattr(e, "model", None) is src and hasattr(e, "cols"):
+            cols |= set(e.cols or [])
+    assert {"ex", "ey", "motif", "color"} <= cols
+    assert not cols & {"thumb", "x", "y"}  # unchanged columns are not re-sent
+
+
+def test_playback_frames_are_one_float32_buffer(ex):
+    fr = ex.views.frames.data
+    xy, its, n = fr["xy"][0], np.asarray(fr["it"][0]), fr["n"][0]
+    lay = ex.analysis.layout
+    assert xy.dtype == np.float32 and n == len(ex.analysis.positions)
+    assert xy.size == len(its) * n * 2
+    k = len(its) - 1
+    np.testing.assert_array_equal(xy.reshape(-1, n, 2)[k], lay.snapshots[-1])
+    assert its[0] == 0 and its[-1] == lay.snapshot_iterations[-1]
+    assert ex.views.play_slider.end == k
+
+
+def test_select_frames_respects_budget():
+    keep = V.select_frames(301, 200_000, budget_mb=32, max_frames=150)
+    assert keep[0] == 0 and keep[-1] == 300 and len(keep) * 200_000 * 8 <= 32 * 2**20
+    assert len(V.select_frames(50, 100)) == 50
+
+
+def test_gallery_counts_and_thumbnails_match_the_analysis(ex):
+    m = ex.analysis.motifs
+    g = ex.views.gallery_source.data
+    assert g["count"] == m.counts.tolist() and len(g["image"]) == m.n_motifs
+    P = ex.analysis.patch_size
+    assert g["image"][0].shape == (P, P)
+    # tile image = class average, flipped upright, own contrast
+    a = m.class_averages[0]
+    np.testing.assert_allclose(g["image"][0][::-1], (a - a.min()) / (a.max() - a.min()), atol=1e-5)
+    thumbs = ex.views.source.data["thumb"]
+    assert len(thumbs) == len(ex.analysis.positions) and thumbs[0].startswith("data:image/png;base64,")
+    assert ex.views.counts_source.data["count"] == m.counts.tolist()
+
+
+def test_selection_mean_matches_numpy(ex):
+    sel = [0, 4, 9, 30]
+    np.testing.assert_allclose(ex.views.selection_mean(sel), ex.analysis.patches.patches[sel].mean(0), rtol=1e-5)
+    ex.select(sel)
+    assert ex.selection.tolist() == sel
+    assert "4 columns selected" in ex.selection_label.value
+
+
+def test_hierarchy_node_columns(ex):
+    from motiflab.hierarchy import Hierarchy
+
+    d = ex.views.source.data
+    nodes = ex.views.hier_nodes.data
+    assert len(nodes["id"]) >= 1
+    if isinstance(ex.hierarchy, Hierarchy):
+        assert np.array_equal(d["hnode"], ex.hierarchy.column_motif_cell())
+        assert set(nodes["id"]) <= {m.id for m in ex.hierarchy.motif_cells}
+    else:  # fallback: one node per motif, keyed by the motif label
+        assert np.array_equal(d["hnode"], ex.analysis.motifs.labels)
+
+
+@pytest.mark.slow
+def test_large_data_renders_through_datashader_and_stays_selectable(base):
+    pytest.importorskip("datashader")
+    ex = Explorer(_copy(base), background=False, datashade_above=50)
+    v = ex.views
+    assert v.large
+    for src in (v.marker_raster_source, v.embedding_raster_source):
+        img = src.data["image"][0]
+        assert img.dtype == np.uint32 and img.ndim == 2 and (img != 0).any()
+    assert v.marker_raster.visible and v.embedding_raster.visible
+    assert v.markers.glyph.fill_alpha == 0 and v.markers.nonselection_glyph.fill_alpha == 0
+    assert v.markers.selection_glyph.fill_alpha == 1.0  # selected columns drawn over the raster
+    assert v.points.data_source is v.source and v.markers.data_source is v.source
+    # zooming re-rasterises the visible range
+    x = v.source.data["ex"]
+    assert v.rerasterize(ex.analysis, "embedding", (x.min(), np.median(x)), (-5, 5))
+    assert v.embedding_raster_source.data["dw"][0] == pytest.approx(np.median(x) - x.min())
+    ex.close()
+    # the raster: mean motif colour per pixel, opaque where densest, empty pixels transparent
+    from motiflab.widgets.datashade import rasterize_points
+
+    img = rasterize_points(np.array([0.5, 8.5, 8.5]), np.array([0.5, 3.5, 3.5]), np.array([0, 1, 1]),
+                           ["#ff0000", "#0000ff"], (0, 10), (0, 10), 10, 10, spread=0)
+    rgba = img.view(np.uint8).reshape(10, 10, 4)
+    assert rgba[0, 0, :3].tolist() == [255, 0, 0] and rgba[3, 8, :3].tolist() == [0, 0, 255]
+    assert rgba[3, 8, 3] == 255 and 0 < rgba[0, 0, 3] < 255  # two points vs one
+    assert (rgba[..., 3] > 0).sum() == 2
+    small = Explorer(_copy(base), background=False)
+    assert not small.views.large and not small.views.marker_raster.visible
+    small.close()
+
+
+def test_selection_mean_in_python_when_the_stack_is_too_big(base):
+    ex = Explorer(_copy(base), background=False)
+    ex.views.stack_budget_mb = 0.0
+    ex.views.update(ex.analysis, hierarchy=ex.hierarchy, force=True)
+    assert not ex.views.stack_shipped and len(ex.views.stack.data["p"][0]) == 0
+    ex.select([1, 2])
+    img = ex.views.mean_source.data["image"][0]
+    np.testing.assert_allclose(img[::-1], ex.analysis.patches.patches[[1, 2]].mean(0), rtol=1e-5)
+    ex.close()
+
+
+# ------------------------------------------------------------------------ curation through the explorer
+def test_curation_buttons_edit_persist_and_undo(ex):
+    an = ex.analysis
+    l0 = an.motifs.labels.copy()
+    ex.select([2, 3, 5])
+    ex.assign_target.value = "new"
+    ex.curation_buttons["assign"].click()
+    assert len(an.edits) == 1 and ex.runs[-1]["stages"] == ["motifs"]
+    lab = an.motifs.labels[[2, 3, 5]]
+    assert len(set(lab.tolist())) == 1 and int(np.sum(an.motifs.labels == lab[0])) == 3
+    assert ex.views.gallery_source.data["count"] == an.motifs.counts.tolist()
+    # a layout change re-runs clustering; the edit is replayed
+    ex._on_param_change("stage2_alpha", 6.5, sync=True)
+    lab = an.motifs.labels[[2, 3, 5]]
+    assert len(set(lab.tolist())) == 1 and int(np.sum(an.motifs.labels == lab[0])) == 3
+    # merge and split through the dropdowns
+    k = an.motifs.n_motifs
+    ex.merge_b.value, ex.merge_a.value = 0, 1
+    ex.curation_buttons["merge"].click()
+    assert an.motifs.n_motifs == k - 1
+    ex.split_m.value, ex.split_n.value = 0, 2
+    ex.curation_buttons["split"].click()
+    assert an.motifs.n_motifs == k and len(an.edits) == 3
+    assert "3 edits recorded" in ex.edits_label.value
+    for _ in range(3):
+        ex.curation_buttons["undo"].click()
+    assert an.edits == []
+    ex._on_param_change("stage2_alpha", None, sync=True)
+    assert np.array_equal(an.motifs.labels, l0)
+
+
+def test_assign_with_nothing_selected_says_what_to_do(ex):
+    ex.select([])
+    ex.curation_buttons["assign"].click()
+    assert "nothing is selected" in ex.status.value
+
+
+# ------------------------------------------------------------------------ export and HyperSpy
+def test_save_html_is_self_contained(ex, tmp_path):
+    p = ex.save_html(tmp_path / "ex.html")
+    text = p.read_text()
+    assert "cdn.bokeh.org" not in text and '<script type="text/javascript" src=' not in text
+    assert "Bokeh.embed" in text or "embed_items" in text
+    for name in ("columns", "frames", "gallery", "patch_stack", "playback_button", "hierarchy_nodes"):
+        assert f'"name":"{name}"' in text.replace(" ", "")
+    with pytest.raises(MotifLabError, match="already exists"):
+        ex.save_html(p)
+    assert ex.save_html(p, overwrite=True) == p
+
+
+def test_write_report_for_the_cli(base, tmp_path):
+    from motiflab.widgets.report import write_report
+
+    p = write_report(base, tmp_path / "demo.html")
+    assert p.exists() and p.stat().st_size > 100_000 and "cdn.bokeh.org" not in p.read_text()
+    with pytest.raises(MotifLabError):
+        write_report(base, p)
+
+
+def test_hyperspy_round_trip(ex, image):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    an = ex.analysis
+    s = image.to_signal()
+    m = ex.markers()
+    xy = an.calibration.to_physical(an.positions)[:, ::-1]
+    np.testing.assert_allclose(np.asarray(m.kwargs["offsets"]), xy)
+    ex.add_markers(s)
+    assert len(s.metadata.Markers) == 1
+    s.plot()  # shows the markers on the original signal
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    lm = ex.label_map()
+    assert lm.data.shape == an.image.shape
+    assert lm.axes_manager.signal_axes[0].scale == pytest.approx(an.calibration.scale)
+    r, c = np.round(an.positions[0]).astype(int)
+    assert lm.data[r, c] == an.motifs.labels[0]
+    ca = ex.class_averages()
+    assert ca.data.shape == an.motifs.class_averages.shape
+
+
+def test_explore_displays_a_widget(base, monkeypatch):
+    import motiflab
+
+    e = motiflab.explore(_copy(base), background=False)
+    bundle = e._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert e.bokeh_widget.__class__.__name__ == "BokehModel"
+    e.close()
+
+
+def test_tested_versions_are_installed():
+    from importlib.metadata import version
+
+    from motiflab.widgets import TESTED_VERSIONS
+
+    for pkg, v in TESTED_VERSIONS.items():
+        assert version(pkg) == v, f"{pkg} {version(pkg)} installed, the explorer was tested with {v}"
+
+
+def test_curation_dropdowns_always_hold_valid_motifs(ex):
+    k = ex.analysis.motifs.n_motifs
+    assert (ex.merge_b.value, ex.merge_a.value, ex.split_m.value) == (0, 1, 0)
+    assert ex.assign_target.value == "new"
+    ex.merge_b.value, ex.merge_a.value = 0, k - 1
+    ex.curation_buttons["merge"].click()
+    # the merged-away motif number no longer exists: the dropdown falls back to a valid one
+    vals = [v for _, v in ex.merge_a.options]
+    assert len(vals) == k - 1 and ex.merge_a.value in vals and ex.merge_b.value == 0

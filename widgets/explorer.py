@@ -1,0 +1,730 @@
+"""The interactive explorer: ipywidgets controls + linked Bokeh views over a cached analysis.
+
+>>> import motiflab
+>>> s = motiflab.load("MoSe2.dm4")      # doctest: +SKIP
+>>> ex = motiflab.explore(s)            # doctest: +SKIP
+
+One cell shows everything: the parameter controls (grouped by the stage they
+feed), a status line with a progress bar, and the linked Bokeh views of
+:class:`motiflab.widgets.views.ExplorerViews` embedded with jupyter_bokeh's
+``BokehModel`` so that Python-side updates reach the browser.
+
+How a control change is handled
+-------------------------------
+1. :meth:`Explorer._on_param_change` records the new value (and bumps a
+   generation counter) — nothing else happens on the widget thread.
+2. A background worker waits until no change arrived for ``debounce`` seconds,
+   applies all pending values with :meth:`motiflab.Analysis.set` (which drops only
+   the stage they feed and the stages after it) and recomputes the stale stages.
+3. Between stages, and at every FR snapshot inside the layout, the worker checks
+   the generation: a newer value cancels the stale run; the next run reuses
+   every stage the stale one already finished.
+4. The views are updated in place (only the changed data columns are sent).
+
+Tests and scripts call ``_on_param_change(name, value, sync=True)`` (or build
+the explorer with ``background=False``) to run the same logic synchronously.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+
+import numpy as np
+
+from motiflab.analysis import DEFAULTS, STAGES, Analysis
+from motiflab.errors import MotifLabError
+
+from . import views as _views
+from .report import HIERARCHY_MAX_COLUMNS, hierarchy_of, write_html
+
+__all__ = ["Explorer", "explore", "CONTROLS"]
+
+#: the parameters with a control, in display order per tab
+CONTROLS = {
+    "Columns": ["smoothing", "smoothing_strength", "threshold"],
+    "Patches & features": ["patch_size", "n_max", "rotinv"],
+    "Graph & layout": ["n_neighbors", "negative_samples", "n_iter", "stage_split", "seed",
+                       "stage1_alpha", "stage1_beta", "stage1_n", "stage1_m",
+                       "stage2_alpha", "stage2_beta", "stage2_n", "stage2_m"],
+    "Motifs": ["min_cluster_size"],
+}
+
+
+class _Cancelled(Exception):
+    """A newer control value arrived; the running computation is stale."""
+
+
+def _layout_defaults():
+    """Effective values of the layout parameters whose default is None (FRLayout's own)."""
+    from motiflab.layout import PAPER_STAGES, FRLayout
+
+    est = FRLayout()
+    out = {"n_iter": int(est.n_iter), "stage_split": float(est.stage_split)}
+    for i, st in enumerate(PAPER_STAGES, start=1):
+        for f in ("alpha", "beta", "n", "m"):
+            out[f"stage{i}_{f}"] = float(getattr(st, f))
+    return out
+
+
+class Explorer:
+    """Interactive motif explorer over an :class:`motiflab.Analysis`.
+
+    Parameters
+    ----------
+    data : Analysis, str, Path, ndarray or hyperspy Signal2D
+        A ready analysis, or anything :func:`motiflab.load` accepts.
+    background : bool
+        Compute in a background thread (notebook use). ``False`` computes
+        synchronously in the calling thread (tests, scripts).
+    debounce : float
+        Seconds without a new control value before recomputing.
+    datashade_above : int
+        Column count above which markers and embedding are rasterised.
+    hierarchy_max_columns : int
+        Largest column count for which the motif-cell hierarchy is built.
+    width : int
+        Width of the micrograph view (px).
+    **params
+        Analysis parameters (see :data:`motiflab.analysis.DEFAULTS`), used when
+        ``data`` is not already an Analysis.
+
+    Attributes
+    ----------
+    analysis : Analysis
+    views : ExplorerViews
+    widget : ipywidgets.VBox
+        The whole explorer (displayed when the object is the cell's result).
+    runs : list of dict
+        One entry per completed recomputation: ``{"params", "stages", "seconds", "views_seconds"}``.
+    """
+
+    def __init__(self, data, *, background=True, debounce=0.4, datashade_above=_views.DATASHADE_ABOVE,
+                 hierarchy_max_columns=HIERARCHY_MAX_COLUMNS, width=520, **params):
+        if isinstance(data, Analysis):
+            if params:
+                data.set(**params)
+            self.analysis = data
+        else:
+            self.analysis = Analysis(data, **params)
+        an = self.analysis
+        self.background = bool(background)
+        self.debounce = float(debounce)
+        self.hierarchy_max_columns = int(hierarchy_max_columns)
+        self.runs: list[dict] = []
+        #: number of computations abandoned because a newer value arrived
+        self.cancelled = 0
+        self._current_gen = 0
+        self.error: str | None = None
+        self.hierarchy = None
+        self._hierarchy_of = None  # the motifs object the hierarchy was built for
+        #: seconds of the last refresh: "views" (layout, colours, gallery on screen), "hierarchy"
+        self.timings: dict = {}
+        self._pending: dict = {}
+        self._gen = 0
+        self._last_change = 0.0
+        self._cond = threading.Condition()
+        self._run_lock = threading.RLock()
+        self._busy = False
+        self._worker = None
+        self._closed = False
+        self._syncing = False
+        self._stage_todo: list = []
+        self._layout_defaults = _layout_defaults()
+        self.views = _views.ExplorerViews(an.image, an.calibration, datashade_above=datashade_above, width=width)
+        self._widgets_ok = self._build_widgets()
+        an.on_stage(self._stage_done)
+        # cancellation and progress inside the FR layout: our callback runs at every FR snapshot
+        # (raising _Cancelled from it aborts the stage, which then stays uncomputed)
+        if hasattr(an, "on_layout_progress"):
+            an.on_layout_progress(lambda it, Y: self._layout_progress(it, Y))
+        else:  # until Analysis has the hook: hand the estimator the callback ourselves
+            base_estimator = an.layout_estimator
+
+            def layout_estimator():
+                est = base_estimator()
+                if hasattr(est, "callback"):
+                    est.callback = lambda it, Y: self._layout_progress(it, Y)
+                return est
+
+            an.layout_estimator = layout_estimator
+        if self.background:
+            with self._cond:
+                self._gen += 1
+                self._last_change = 0.0  # first run: no debounce
+            self._ensure_worker()
+        else:
+            self._run_pending()
+
+    # ------------------------------------------------------------------ widgets
+    def _build_widgets(self):
+        try:
+            import ipywidgets as W
+        except ImportError:  # views and logic still work (scripts, export)
+            self.controls, self.widget = {}, None
+            return False
+        an = self.analysis
+        self.controls = {}
+        style = {"description_width": "110px"}
+        wide = W.Layout(width="330px")
+
+        def slider(cls, name, desc, **kw):
+            w = cls(value=self._display_value(name), description=desc, continuous_update=False, style=style,
+                    layout=wide, **kw)
+            self.controls[name] = w
+            return w
+
+        smoothing = W.Dropdown(options=["svd", "fft", "gaussian", "none"], value=an.params["smoothing"],
+                               description="smoothing", style=style, layout=wide)
+        self.controls["smoothing"] = smoothing
+        st = an.params["smoothing_strength"]
+        strength = W.FloatText(value=0.0 if st is None else float(st), description="strength", style=style,
+                               layout=W.Layout(width="220px"), disabled=st is None)
+        strength_auto = W.Checkbox(value=st is None, description="auto", indent=False, layout=W.Layout(width="80px"))
+        self.controls["smoothing_strength"] = strength
+        self.controls["smoothing_strength_auto"] = strength_auto
+        threshold = slider(W.FloatSlider, "threshold", "column threshold", min=0.5, max=20.0, step=0.5)
+
+        h, w = an.image.shape
+        patch = slider(W.IntSlider, "patch_size", "patch size (px)", min=5, max=int(max(7, min(121, min(h, w) // 2))))
+        patch_auto = W.Button(description="auto", tooltip="patch size from the radial distribution function",
+                              layout=W.Layout(width="70px"))
+        self.controls["patch_size_auto"] = patch_auto
+        n_max = slider(W.IntSlider, "n_max", "Zernike n_max", min=2, max=20)
+        rotinv = W.Checkbox(value=bool(an.params["rotinv"]), description="rotation invariant", style=style)
+        self.controls["rotinv"] = rotinv
+
+        k = slider(W.IntSlider, "n_neighbors", "k (neighbours)", min=2, max=50)
+        kp = slider(W.IntSlider, "negative_samples", "k′ (negatives)", min=0, max=30)
+        n_iter = slider(W.IntSlider, "n_iter", "iterations", min=10, max=2000, step=10)
+        split = slider(W.FloatSlider, "stage_split", "stage split", min=0.05, max=0.95, step=0.05)
+        seed = W.BoundedIntText(value=int(an.params["seed"]), min=0, max=2**31 - 1, description="seed",
+                                style=style, layout=W.Layout(width="220px"))
+        self.controls["seed"] = seed
+        grid = [W.Label(""), *(W.HTML(f"<b>{t}</b>") for t in ("α", "β", "n", "m"))]
+        for i in (1, 2):
+            grid.append(W.HTML(f"stage {i}" + (" (repulsion)" if i == 1 else " (attraction)")))
+            for f in ("alpha", "beta", "n", "m"):
+                name = f"stage{i}_{f}"
+                c = W.BoundedFloatText(value=self._display_value(name), min=0.0, max=1000.0, step=0.1,
+                                       layout=W.Layout(width="70px"))
+                self.controls[name] = c
+                grid.append(c)
+        forces = W.GridBox(grid, layout=W.Layout(grid_template_columns="130px repeat(4, 75px)"))
+
+        mcs = an.params["min_cluster_size"]
+        gran = W.IntSlider(value=int(mcs) if mcs is not None else 5, min=2, max=500, description="granularity",
+                           continuous_update=False, style=style, layout=wide, disabled=mcs is None,
+                           tooltip="smallest motif (HDBSCAN min_cluster_size)")
+        gran_auto = W.Checkbox(value=mcs is None, description="auto", indent=False, layout=W.Layout(width="80px"))
+        self.controls["min_cluster_size"] = gran
+        self.controls["min_cluster_size_auto"] = gran_auto
+
+        # --- wiring: every control maps to one parameter
+        def on(name, conv=lambda v: v):
+            self.controls[name].observe(lambda ch: self._control_changed(name, conv(ch["new"])), names="value")
+
+        for name in ("smoothing", "threshold", "n_max", "rotinv", "n_neighbors", "negative_samples", "n_iter",
+                     "stage_split", "seed"):
+            on(name)
+        for i in (1, 2):
+            for f in ("alpha", "beta", "n", "m"):
+                on(f"stage{i}_{f}", float)
+        on("patch_size", int)
+        patch_auto.on_click(lambda _b: self._control_changed("patch_size", "auto"))
+        strength.observe(lambda ch: None if strength_auto.value else
+                         self._control_changed("smoothing_strength", float(ch["new"])), names="value")
+
+        def strength_toggle(ch):
+            strength.disabled = ch["new"]
+            self._control_changed("smoothing_strength", None if ch["new"] else float(strength.value))
+
+        strength_auto.observe(strength_toggle, names="value")
+        gran.observe(lambda ch: None if gran_auto.value else
+                     self._control_changed("min_cluster_size", int(ch["new"])), names="value")
+
+        def gran_toggle(ch):
+            gran.disabled = ch["new"]
+            self._control_changed("min_cluster_size", None if ch["new"] else int(gran.value))
+
+        gran_auto.observe(gran_toggle, names="value")
+
+        tabs = {
+            "Columns": W.VBox([smoothing, W.HBox([strength, strength_auto]), threshold]),
+            "Patches & features": W.VBox([W.HBox([patch, patch_auto]), n_max, rotinv]),
+            "Graph & layout": W.HBox([W.VBox([k, kp, n_iter, split, seed]), forces]),
+            "Motifs": W.VBox([W.HBox([gran, gran_auto])]),
+            "Curation": self._build_curation(W),
+            "Export": self._build_export(W),
+        }
+        tab = W.Tab(children=list(tabs.values()))
+        for i, t in enumerate(tabs):
+            tab.set_title(i, t)
+        tab.selected_index = 1
+        self.tabs = tab
+        self.status = W.HTML(value="<b>starting…</b>", layout=W.Layout(width="auto"))
+        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="240px"),
+                                        description="", bar_style="info")
+        self.selection_label = W.HTML(value="")
+        try:
+            from jupyter_bokeh import BokehModel
+
+            self.bokeh_widget = BokehModel(self.views.root)
+        except ImportError:  # pragma: no cover - jupyter_bokeh is in the interactive extra
+            self.bokeh_widget = W.HTML("jupyter_bokeh is not installed: pip install 'motiflab[interactive]'")
+        self.views.source.selected.on_change("indices", self._selection_changed)
+        try:  # large data: sharper rasters when zooming (needs the kernel; the export keeps the overview)
+            from bokeh.events import RangesUpdate
+
+            self.views.embedding.on_event(RangesUpdate, lambda ev: self._on_ranges("embedding", ev))
+            self.views.micrograph.on_event(RangesUpdate, lambda ev: self._on_ranges("micrograph", ev))
+        except ImportError:  # pragma: no cover - old bokeh
+            pass
+        self.widget = W.VBox([W.HBox([self.progress, self.status]), tab, self.selection_label, self.bokeh_widget],
+                             layout=W.Layout(width="100%"))
+        self.widget.add_class("motiflab-explorer")
+        return True
+
+    def _build_curation(self, W):
+        self.assign_target = W.Dropdown(options=[("new motif", "new")], value="new", description="assign to",
+                                        layout=W.Layout(width="260px"))
+        assign = W.Button(description="Assign selection", button_style="primary", layout=W.Layout(width="150px"))
+        self.merge_a = W.Dropdown(options=[], description="merge", layout=W.Layout(width="200px"))
+        self.merge_b = W.Dropdown(options=[], description="into", layout=W.Layout(width="200px"))
+        merge = W.Button(description="Merge", layout=W.Layout(width="100px"))
+        self.split_m = W.Dropdown(options=[], description="split", layout=W.Layout(width="200px"))
+        self.split_n = W.BoundedIntText(value=2, min=2, max=20, description="parts", layout=W.Layout(width="150px"))
+        split = W.Button(description="Split", layout=W.Layout(width="100px"))
+        undo = W.Button(description="Undo", icon="undo", layout=W.Layout(width="100px"))
+        self.edits_label = W.HTML("no edits")
+        assign.on_click(lambda _b: self._ui(self.assign_selection, self.assign_target.value))
+        merge.on_click(lambda _b: self._ui(self.merge, self.merge_b.value, self.merge_a.value))
+        split.on_click(lambda _b: self._ui(self.split, self.split_m.value, self.split_n.value))
+        undo.on_click(lambda _b: self._ui(self.undo))
+        self.curation_buttons = dict(assign=assign, merge=merge, split=split, undo=undo)
+        return W.VBox([W.HBox([self.assign_target, assign]), W.HBox([self.merge_a, self.merge_b, merge]),
+                       W.HBox([self.split_m, self.split_n, split]), W.HBox([undo, self.edits_label])])
+
+    def _build_export(self, W):
+        self.export_path = W.Text(value="motiflab-explorer.html", description="HTML file",
+                                  layout=W.Layout(width="360px"))
+        save = W.Button(description="Save HTML", layout=W.Layout(width="110px"))
+        markers = W.Button(description="Markers → signal", tooltip="add the columns as HyperSpy markers to the signal",
+                           layout=W.Layout(width="150px"))
+        save.on_click(lambda _b: self._ui(lambda: f"wrote {self.save_html(self.export_path.value, overwrite=True)}"))
+        markers.on_click(lambda _b: self._ui(lambda: (self.add_markers(), "markers added to explorer.analysis.signal")[1]))
+        return W.VBox([W.HBox([self.export_path, save]), markers,
+                       W.HTML("<small>In Python: <code>ex.save_html(path)</code>, <code>ex.markers()</code>, "
+                              "<code>ex.label_map()</code>, <code>ex.class_averages()</code>.</small>")])
+
+    def _ui(self, fn, *args):
+        """Run a button action; show its outcome (or error) in the status line."""
+        try:
+            msg = fn(*args)
+            if isinstance(msg, str):
+                self._set_status(msg)
+        except MotifLabError as exc:
+            self._set_status(f"<span style='color:#b00'>{exc}</span>", raw=True)
+
+    # ------------------------------------------------------------------ control values
+    def _display_value(self, name):
+        """The value a control shows for a parameter (effective default for None)."""
+        v = self.analysis.params[name]
+        if name == "patch_size":
+            if v in (None, "auto"):
+                return int(self.analysis.patch_size) if self.analysis.is_cached("patch_size") else 15
+            return int(v)
+        if v is None:
+            return self._layout_defaults.get(name, 0)
+        return v
+
+    def _sync_controls(self):
+        """Show the analysis' current values in the controls without triggering recomputation."""
+        if not self._widgets_ok:
+            return
+        self._syncing = True
+        try:
+            for name, w in self.controls.items():
+                if name in DEFAULTS and name not in ("smoothing_strength", "min_cluster_size"):
+                    val = self._display_value(name)
+                    if w.value != val:
+                        w.value = val
+            mot = self.analysis.motifs if self.analysis.is_cached("motifs") else None
+            if mot is not None:
+                opts = [(f"motif {i} ({c})", i) for i, c in enumerate(mot.counts)]
+                old = self.assign_target.value
+                self.assign_target.options = [("new motif", "new"), ("unassigned", -1)] + opts
+                self.assign_target.value = old if old in ["new", -1] + [v for _, v in opts] else "new"
+                vals = [v for _, v in opts]
+                for dd, default in ((self.merge_b, 0), (self.merge_a, 1), (self.split_m, 0)):
+                    old = dd.value
+                    dd.options = opts
+                    if old in vals:
+                        dd.value = old
+                    elif vals:
+                        dd.value = vals[min(default, len(vals) - 1)]
+            n = len(self.analysis.edits)
+            self.edits_label.value = f"{n} edit{'s' if n != 1 else ''} recorded" if n else "no edits"
+        finally:
+            self._syncing = False
+
+    def _control_changed(self, name, value):
+        if self._syncing:
+            return
+        self._on_param_change(name, value)
+
+    # ------------------------------------------------------------------ recomputation
+    def _on_param_change(self, name, value, sync=False):
+        """Record a new parameter value and schedule the recomputation of the stale stages.
+
+        Parameters
+        ----------
+        name : str
+            Analysis parameter (see :data:`motiflab.analysis.DEFAULTS`).
+        value
+            Its new value.
+        sync : bool
+            Recompute now, in the calling thread, and return the stages that ran.
+            Otherwise the background worker recomputes after the debounce delay.
+
+        Returns
+        -------
+        list of str or None
+            With ``sync=True``, the stages that were computed.
+        """
+        if name not in DEFAULTS:
+            raise MotifLabError(f"unknown parameter {name!r}; valid ones are: {', '.join(sorted(DEFAULTS))}.")
+        with self._cond:
+            self._pending[name] = value
+            self._gen += 1
+            self._last_change = time.monotonic()
+            self._cond.notify_all()
+        if sync or not self.background:
+            return self._run_pending()
+        self._set_status(f"{name} → {value!r}: waiting for more changes…")
+        self._ensure_worker()
+        return None
+
+    def set(self, sync=True, **params):
+        """Change several parameters at once (one recomputation); returns the stages that ran when ``sync``."""
+        with self._cond:
+            for k, v in params.items():
+                if k not in DEFAULTS:
+                    raise MotifLabError(f"unknown parameter {k!r}; valid ones are: {', '.join(sorted(DEFAULTS))}.")
+                self._pending[k] = v
+            self._gen += 1
+            self._last_change = time.monotonic()
+            self._cond.notify_all()
+        if sync or not self.background:
+            return self._run_pending()
+        self._ensure_worker()
+        return None
+
+    def _ensure_worker(self):
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="motiflab-explorer", daemon=True)
+            self._worker.start()
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while not self._closed and self._gen == self._current_gen and not self._pending:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                while True:  # debounce: wait until the values stop changing
+                    left = self._last_change + self.debounce - time.monotonic()
+                    if left <= 0 or self._closed:
+                        break
+                    self._cond.wait(left)
+                if self._closed:
+                    return
+            try:
+                self._run_pending()
+            except Exception as exc:  # never let the worker die silently
+                self._set_error(f"{type(exc).__name__}: {exc}")
+
+    def _check_cancel(self):
+        if self._gen != self._current_gen:
+            raise _Cancelled()
+
+    def _run_pending(self):
+        """Apply pending values and compute every stale stage; then refresh the views.
+
+        Returns the list of stages computed (empty when cancelled or failed).
+        """
+        with self._run_lock:
+            with self._cond:
+                params, self._pending = self._pending, {}
+                self._current_gen = gen = self._gen
+            an = self.analysis
+            t0 = time.perf_counter()
+            n_log = len(an.log)
+            self._busy = True
+            try:
+                if params:
+                    an.set(**params)
+                self._stage_todo = [s for s in STAGES if not an.is_cached(s)]
+                if self._stage_todo:
+                    self._set_status(f"computing {', '.join(self._stage_todo)}…", progress=0.0)
+                for s in STAGES:
+                    self._check_cancel()
+                    an.get(s)
+                self._check_cancel()
+                t1 = time.perf_counter()
+                ran = [s for s, _ in an.log[n_log:]]
+                self._refresh(ran)
+                t2 = time.perf_counter()
+            except _Cancelled:
+                self.cancelled += 1
+                self._set_status("superseded by a newer value…")
+                return []
+            except MotifLabError as exc:
+                self._set_error(str(exc), params)
+                return []
+            finally:
+                self._busy = False
+            self.error = None
+            self.runs.append(dict(params=params, stages=ran, seconds=t1 - t0, views_seconds=t2 - t1, gen=gen,
+                                  **{f"{k}_seconds": v for k, v in self.timings.items() if k != "views"},
+                                  first_paint_seconds=t1 - t0 + self.timings.get("views", 0.0)))
+            done = f"ready · run {len(self.runs)}: " + (f"recomputed {', '.join(ran)} in {t1 - t0:.2f} s"
+                                                         if ran else "nothing to recompute")
+            self._set_status(done + f" · views {t2 - t1:.2f} s", progress=1.0, style="success")
+            return ran
+
+    def _refresh(self, ran):
+        """Update the Bokeh views; then, when the motifs changed, build the hierarchy and show it.
+
+        The layout, colours and gallery reach the browser first; the motif-cell
+        hierarchy (seconds for tens of thousands of columns) follows, and a newer
+        control value cancels it.
+        """
+        an = self.analysis
+        t0 = time.perf_counter()
+        stale = self._hierarchy_of is not an.motifs
+        if stale:
+            self.hierarchy = "building the hierarchy…"
+        self.views.update(an, hierarchy=self.hierarchy)
+        self._sync_controls()
+        self.timings = {"views": time.perf_counter() - t0}
+        if stale:
+            self._check_cancel()
+            self._set_status("building the motif-cell hierarchy…")
+            t1 = time.perf_counter()
+            self.hierarchy = hierarchy_of(an, self.hierarchy_max_columns)
+            self._check_cancel()
+            self._hierarchy_of = an.motifs
+            self.views.update(an, hierarchy=self.hierarchy)
+            self.timings["hierarchy"] = time.perf_counter() - t1
+
+    def _stage_done(self, stage, seconds):
+        todo = self._stage_todo or [stage]
+        done = todo.index(stage) + 1 if stage in todo else len(todo)
+        nxt = todo[done] if done < len(todo) else None
+        self._set_status(f"{stage} done in {seconds:.2f} s" + (f"; computing {nxt}…" if nxt else ""),
+                         progress=done / len(todo))
+
+    def _layout_progress(self, iteration, embedding):
+        if not self._busy:  # another explorer on the same analysis is computing
+            return
+        self._check_cancel()
+        todo = self._stage_todo or ["layout"]
+        if "layout" in todo and self._widgets_ok:
+            n_iter = self.analysis.params["n_iter"] or self._layout_defaults["n_iter"]
+            i = todo.index("layout")
+            frac = (i + min(1.0, iteration / max(1, n_iter))) / len(todo)
+            if frac - self.progress.value > 0.02 or iteration >= n_iter:
+                self.progress.value = frac
+                self.status.value = f"FR layout: iteration {iteration} / {n_iter}…"
+
+    def _set_status(self, text, progress=None, style=None, raw=False):
+        if not self._widgets_ok:
+            return
+        import html as _html
+
+        self.status.value = text if raw else _html.escape(text).replace("·", "&middot;")
+        if progress is not None:
+            self.progress.value = float(progress)
+        if style is not None:
+            self.progress.bar_style = style
+        elif progress is not None and progress < 1:
+            self.progress.bar_style = "info"
+
+    def _set_error(self, msg, params=None):
+        self.error = msg
+        what = f" (after setting {', '.join(f'{k}={v!r}' for k, v in params.items())})" if params else ""
+        self._set_status(f"<span style='color:#b00'><b>error</b>{_esc(what)}: {_esc(msg)}</span>", raw=True,
+                         progress=1.0, style="danger")
+
+    def wait(self, timeout=120.0) -> bool:
+        """Block until no computation is pending or running (scripts/tests); True when idle."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._cond:
+                idle = not self._pending and self._gen == self._current_gen and not self._busy
+            if idle and self._run_lock.acquire(blocking=False):
+                self._run_lock.release()
+                with self._cond:
+                    if not self._pending and self._gen == self._current_gen:
+                        return True
+            time.sleep(0.02)
+        return False
+
+    def close(self):
+        """Stop the background worker and close the widgets."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._widgets_ok and self.widget is not None:
+            self.widget.close()
+
+    def _on_ranges(self, which, ev):
+        if not self.views.large or not self._run_lock.acquire(blocking=False):
+            return
+        try:
+            self.views.rerasterize(self.analysis, which, (ev.x0, ev.x1), (ev.y0, ev.y1))
+        finally:
+            self._run_lock.release()
+
+    # ------------------------------------------------------------------ selection
+    @property
+    def selection(self) -> np.ndarray:
+        """Indices (into ``analysis.positions``) of the selected columns."""
+        return np.asarray(self.views.source.selected.indices, dtype=np.int64)
+
+    def select(self, indices):
+        """Select columns from Python (all views highlight them)."""
+        self.views.source.selected.indices = [int(i) for i in np.asarray(indices).ravel()]
+
+    def _selection_changed(self, attr, old, new):
+        n = len(new)
+        if not self.views.stack_shipped:
+            self.views.show_selection_mean(list(new))
+        if self._widgets_ok:
+            self.selection_label.value = (f"{n} column{'s' if n != 1 else ''} selected — use the Curation tab "
+                                          "to assign them" if n else "")
+
+    # ------------------------------------------------------------------ curation
+    def _edit(self, fn, *args):
+        if not self._run_lock.acquire(timeout=0.5):
+            raise MotifLabError("a computation is running; wait until the status says ready, then try again.")
+        try:
+            an = self.analysis
+            an.get("motifs")
+            n_log = len(an.log)
+            fn(*args)
+            self._refresh(["motifs"])
+            ran = [s for s, _ in an.log[n_log:]]
+            self.runs.append(dict(params={}, stages=ran, seconds=0.0, views_seconds=0.0, gen=self._current_gen))
+        finally:
+            self._run_lock.release()
+        return f"ready · {len(self.analysis.edits)} edit(s); {self.analysis.motifs.n_motifs} motifs"
+
+    def assign_selection(self, motif="new", columns=None):
+        """Assign the selected columns (or ``columns``) to motif ``motif`` ("new", −1 or a number)."""
+        cols = self.selection if columns is None else np.asarray(columns, dtype=np.int64)
+        if len(cols) == 0:
+            raise MotifLabError("nothing is selected: select columns with the box or lasso tool first.")
+        return self._edit(self.analysis.edit, {"kind": "assign", "columns": cols.tolist(), "motif": motif})
+
+    def merge(self, a, b):
+        """Merge motif ``b`` into motif ``a``."""
+        return self._edit(self.analysis.edit, {"kind": "merge", "motifs": [a, b]})
+
+    def split(self, motif, n=2, on="features"):
+        """Split ``motif`` into ``n`` parts by re-clustering its members (k-means)."""
+        return self._edit(self.analysis.edit, {"kind": "split", "motif": motif, "n": int(n), "on": on})
+
+    def undo(self):
+        """Undo the last curation edit."""
+        return self._edit(self.analysis.undo)
+
+    # ------------------------------------------------------------------ export and HyperSpy round trip
+    def save_html(self, path, overwrite=False, title="motiflab explorer"):
+        """Write the views as one self-contained HTML file (works offline, no kernel).
+
+        Linked selection, hover thumbnails, the selection mean, clicking motifs and
+        hierarchy nodes and the FR playback keep working in the file.
+        """
+        from motiflab.io import check_writable
+
+        check_writable(path, overwrite)
+        with self._run_lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the notebook's Python callbacks are simply not exported
+            doc = self.views.html(title=title)
+        return write_html(doc, path, overwrite=overwrite)
+
+    def markers(self, size=10):
+        """Column positions as HyperSpy point markers coloured by motif."""
+        return self.analysis.markers(size=size)
+
+    def add_markers(self, signal=None, size=10, permanent=True):
+        """Add the markers to ``signal`` (default: the analysed signal) so ``signal.plot()`` shows them."""
+        sig = self.analysis.signal if signal is None else signal
+        sig.add_marker(self.markers(size=size), permanent=permanent, plot_marker=False)
+        return sig
+
+    def label_map(self):
+        """Motif label map as a calibrated HyperSpy Signal2D."""
+        return self.analysis.label_map()
+
+    def class_averages(self):
+        """Class-average motif images as a HyperSpy Signal2D stack."""
+        return self.analysis.class_averages_signal()
+
+    # ------------------------------------------------------------------ display
+    def _repr_mimebundle_(self, **kwargs):
+        if self.widget is None:
+            return {"text/plain": repr(self)}
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self):
+        return f"<motiflab Explorer: {len(self.runs)} runs, {len(self.analysis.edits)} edits>"
+
+
+def _esc(s):
+    import html as _html
+
+    return _html.escape(str(s))
+
+
+_BOKEH_LOADED = False
+
+
+def _load_bokehjs():
+    """Load BokehJS (inline: works offline) into the notebook page, before a BokehModel renders."""
+    global _BOKEH_LOADED
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+    except ImportError:  # pragma: no cover
+        return
+    if ip is None or not hasattr(ip, "kernel"):
+        return
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+
+    output_notebook(INLINE, hide_banner=True)
+    _BOKEH_LOADED = True
+
+
+def explore(data, **kwargs):
+    """Open the interactive explorer on a micrograph (or an existing Analysis).
+
+    Parameters
+    ----------
+    data : Analysis, str, Path, ndarray or hyperspy Signal2D
+        What to analyse (anything :func:`motiflab.load` accepts).
+    **kwargs
+        :class:`Explorer` options (``background``, ``debounce``, ``datashade_above``,
+        ``width``) and analysis parameters.
+
+    Returns
+    -------
+    Explorer
+        Display it (make it the cell's last expression) to see the explorer.
+    """
+    _load_bokehjs()
+    return Explorer(data, **kwargs)

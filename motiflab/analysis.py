@@ -113,6 +113,7 @@ class Analysis:
         #: curation edits (see :mod:`motiflab.curation`), replayed on every clustering so
         #: they survive re-running upstream stages, and saved with the result
         self.edits: list[dict] = []
+        self._layout_callbacks = []
 
     # ------------------------------------------------------------------ parameters
     @staticmethod
@@ -149,6 +150,14 @@ class Analysis:
     def on_stage(self, callback):
         """Register ``callback(stage, seconds)`` called after each stage computes (for UIs)."""
         self._callbacks.append(callback)
+
+    def on_layout_progress(self, callback):
+        """Register ``callback(iteration, embedding)``, called at every FR snapshot.
+
+        An exception raised by the callback aborts the layout stage, which then
+        stays uncomputed — this is how the explorer cancels a stale run.
+        """
+        self._layout_callbacks.append(callback)
 
     # ------------------------------------------------------------------ stage access
     def get(self, stage):
@@ -297,6 +306,14 @@ class Analysis:
         if p["stage_split"] is not None:
             kw["stage_split"] = float(p["stage_split"])
         kw["verbose"] = bool(self.progress)
+        if self._layout_callbacks:
+            cbs = list(self._layout_callbacks)
+
+            def callback(it, Y):
+                for cb in cbs:
+                    cb(it, Y)
+
+            kw["callback"] = callback
         return FRLayout(**kw)
 
     def _compute_layout(self):
@@ -312,7 +329,8 @@ class Analysis:
         motifs = find_motifs(self.get("layout").embedding, self.get("patches").patches,
                              min_cluster_size=p["min_cluster_size"], min_samples=p["min_samples"],
                              cluster_selection_epsilon=p["cluster_selection_epsilon"],
-                             features=self.get("features").X, merge_threshold=float(p["merge_threshold"]))
+                             features=self.get("features").X, merge_threshold=float(p["merge_threshold"]),
+                             random_state=p["seed"])
         if self.edits:
             from .curation import apply_edits
 

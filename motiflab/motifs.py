@@ -73,7 +73,13 @@ def _relabel_by_size(labels):
     return out
 
 
-def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0):
+#: above this many points HDBSCAN runs on a seeded subsample (its MST step grows roughly
+#: quadratically on the tight blobs of an FR layout: 0.8 s at 10k points, ~26 s at 55k)
+MAX_CLUSTER_POINTS = 10_000
+
+
+def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,
+                   max_points=MAX_CLUSTER_POINTS, random_state=0):
     """Motif labels from a 2-D layout by HDBSCAN.
 
     Parameters
@@ -88,6 +94,13 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
         (larger values call more points noise).
     cluster_selection_epsilon : float
         Merge clusters closer than this in the layout (layout units).
+    max_points : int
+        Above this many points, HDBSCAN clusters a random subsample of this
+        size (with ``min_cluster_size`` scaled by the same fraction, so the
+        granularity is unchanged) and every other point takes the majority
+        label of its 5 nearest subsample points in the layout.
+    random_state : int
+        Seed of the subsample.
 
     Returns
     -------
@@ -115,13 +128,37 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
         raise MotifLabError("the layout contains NaN/inf; re-run the layout with a smaller learning rate.")
     if min_samples is None:
         min_samples = min(min_cluster_size, 15)
+    sub = None
+    if max_points and n > max_points:
+        sub = np.sort(np.random.default_rng(random_state).choice(n, int(max_points), replace=False))
+        frac = max_points / n
+        min_cluster_size = max(5, int(round(min_cluster_size * frac)))
+        min_samples = max(1, min(int(min_samples), min_cluster_size))
     hdb = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=int(min_samples),
                   cluster_selection_epsilon=float(cluster_selection_epsilon), copy=True)
-    labels = hdb.fit_predict(Y)
+    if sub is None:
+        labels = hdb.fit_predict(Y)
+    else:
+        labels = _spread_labels(Y, sub, hdb.fit_predict(Y[sub]))
     if (labels < 0).all():
         # HDBSCAN refuses to call everything one cluster; a pure crystal is one motif per sublattice
         labels = np.zeros(n, dtype=np.int64)
     return _relabel_by_size(labels)
+
+
+def _spread_labels(Y, sub, sub_labels, k=5):
+    """Label every point by majority vote of its ``k`` nearest subsample points (−1 if most are noise)."""
+    from scipy.spatial import cKDTree
+
+    _, idx = cKDTree(Y[sub]).query(Y, k=k)
+    votes = sub_labels[idx]  # (N, k)
+    kmax = int(sub_labels.max()) + 2
+    counts = np.zeros((len(Y), kmax), dtype=np.int32)
+    rows = np.repeat(np.arange(len(Y)), k)
+    np.add.at(counts, (rows, votes.ravel() + 1), 1)  # column 0 = noise
+    labels = counts.argmax(1) - 1
+    labels[sub] = sub_labels  # sampled points keep their own label
+    return labels
 
 
 def assign_noise(embedding, labels):
@@ -296,7 +333,7 @@ def attach_noise(labels, X, quantile=0.99):
 
 
 def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,
-                features=None, merge_threshold=MERGE_THRESHOLD):
+                features=None, merge_threshold=MERGE_THRESHOLD, random_state=0):
     """Cluster a layout into motifs and average the patches of each.
 
     Parameters
@@ -312,12 +349,15 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
         unassigned columns that fit a motif join it (:func:`attach_noise`).
     merge_threshold : float
         See :func:`merge_similar`.
+    random_state : int
+        Seed for the subsample of large layouts (see :func:`cluster_layout`).
 
     Returns
     -------
     Motifs
     """
-    labels = cluster_layout(embedding, min_cluster_size, min_samples, cluster_selection_epsilon)
+    labels = cluster_layout(embedding, min_cluster_size, min_samples, cluster_selection_epsilon,
+                            random_state=random_state)
     if features is not None:
         labels = merge_similar(labels, features, merge_threshold)
         labels = attach_noise(labels, features)

@@ -1,0 +1,91 @@
+"""Motif classes: clustering of the layout, merging, class averages, reconstruction."""
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from motiflab.errors import MotifLabError
+from motiflab.motifs import (attach_noise, class_averages, cluster_layout, find_motifs, merge_similar,
+                             reconstruct_image)
+
+
+def _blobs(n, seed=0, rare=0.002):
+    rng = np.random.default_rng(seed)
+    p = np.r_[[0.4, 0.4], np.full(9, 0.02), [rare]]
+    p /= p.sum()
+    centres = np.array([[30 * np.cos(t), 30 * np.sin(t)] for t in np.linspace(0, 2 * np.pi, 13)[:-1]])
+    lab = rng.choice(12, n, p=p)
+    return centres[lab] + rng.normal(0, 0.5, (n, 2)), lab
+
+
+@pytest.mark.parametrize("n, rare", [(3000, 0.005), (30000, 0.002)])
+def test_cluster_layout_recovers_blobs_including_a_rare_one(n, rare):
+    Y, lab = _blobs(n, rare=rare)
+    labels = cluster_layout(Y)
+    assert adjusted_rand_score(lab, labels) > 0.99
+    rare = labels[lab == 11]
+    assert (rare == np.bincount(rare[rare >= 0]).argmax()).mean() > 0.9
+    # labels ordered by decreasing size
+    counts = np.bincount(labels[labels >= 0])
+    assert np.all(np.diff(counts) <= 0)
+
+
+def test_subsampled_clustering_is_seeded():
+    Y, _ = _blobs(25000, seed=2)
+    np.testing.assert_array_equal(cluster_layout(Y, random_state=1), cluster_layout(Y, random_state=1))
+
+
+def test_merge_similar_joins_near_duplicates_only():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=66), rng.normal(size=66)
+    # class A split into two groups differing by 5 % of the scale; class B far away
+    X = np.vstack([a + rng.normal(0, 0.01, (50, 66)), a + 0.05 * np.linalg.norm(a - b) / 8 + rng.normal(0, 0.01, (50, 66)),
+                   b + rng.normal(0, 0.01, (50, 66))])
+    labels = np.repeat([0, 1, 2], 50)
+    merged = merge_similar(labels, X, threshold=0.35)
+    assert len(np.unique(merged)) == 2
+    assert len(np.unique(merged[:100])) == 1 and merged[100] != merged[0]
+    assert len(np.unique(merge_similar(labels, X, threshold=0))) == 3
+
+
+def test_attach_noise_only_inside_a_class():
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(0, 1, (200, 5)), rng.normal(20, 1, (200, 5)), [[0.1] * 5, [500.0] * 5]])
+    labels = np.r_[np.zeros(200, int), np.ones(200, int), -1, -1]
+    out = attach_noise(labels, X)
+    assert out[-2] == 0 and out[-1] == -1
+
+
+def test_class_averages_equal_a_loop():
+    rng = np.random.default_rng(0)
+    patches = rng.random((300, 7, 7)).astype(np.float32)
+    labels = rng.integers(-1, 4, 300)
+    avg, counts = class_averages(patches, labels)
+    for k in range(4):
+        np.testing.assert_allclose(avg[k], patches[labels == k].mean(0), rtol=1e-5)
+        assert counts[k] == (labels == k).sum()
+
+
+def test_reconstruction_places_averages_at_positions():
+    P = 9
+    avg = np.zeros((2, P, P), np.float32)
+    avg[0, 4, 4] = 1.0
+    avg[1, 4, 4] = 2.0
+    pos = np.array([[20.0, 20.0], [40.0, 10.0], [5.0, 5.0]])
+    rec = reconstruct_image((60, 60), pos, np.array([0, 1, -1]), avg, window="flat")
+    assert rec[20, 20] == pytest.approx(1.0) and rec[40, 10] == pytest.approx(2.0)
+    assert rec[5, 5] == pytest.approx(0.0)  # unassigned columns are left out
+
+
+def test_find_motifs_end_to_end_small():
+    Y, lab = _blobs(2000, seed=3)
+    patches = np.repeat(lab[:, None, None].astype(np.float32), 5, 1).repeat(5, 2)
+    m = find_motifs(Y, patches)
+    assert m.n_motifs == len(m.counts) == m.class_averages.shape[0]
+    assert m.counts.sum() + m.n_unassigned == len(Y)
+
+
+def test_too_few_points_to_cluster():
+    with pytest.raises(MotifLabError, match="too few"):
+        cluster_layout(np.zeros((6, 2)))
+    with pytest.raises(MotifLabError, match=r"\(N, 2\)"):
+        cluster_layout(np.zeros((60, 3)))

@@ -32,10 +32,17 @@ demo: $(VENV)/.core
 # Every tier: core unit tests, notebook execution, real-browser UI tests.
 test: $(VENV)/.full
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-core: $(VENV)/.full
 	$(BIN)/python -m pytest -m "not notebooks and not browser" $(PYTEST_ARGS)
+
+test-notebooks: $(VENV)/.full
+	$(BIN)/python -m pytest -m notebooks tests/notebooks $(PYTEST_ARGS)
+
+test-browser: $(VENV)/.full
+	bash scripts/ensure-chromium.sh
+	$(BIN)/python -m pytest -m browser tests/browser $(PYTEST_ARGS)
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run_all.py

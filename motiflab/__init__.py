@@ -57,8 +57,9 @@ _LAZY = {
     "build_hierarchy": "hierarchy",
     "MotifLabError": "errors",
 }
-_SUBMODULES = {"analysis", "columns", "datasets", "errors", "io", "layout", "motifs", "neighbors",
-               "patches", "zernike", "lattice", "hierarchy", "assembly", "variation", "cli", "widgets"}
+_SUBMODULES = {"analysis", "assembly", "batch", "cli", "columns", "curation", "datasets", "errors",
+               "hierarchy", "io", "lattice", "layout", "metrics", "motifs", "neighbors", "patches",
+               "variation", "widgets", "zernike"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

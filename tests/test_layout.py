@@ -1,0 +1,261 @@
+"""Tests for motiflab.layout: the two-stage force-relaxed (FR) layout."""
+import warnings
+
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.cluster import HDBSCAN
+from sklearn.metrics import adjusted_rand_score
+
+from motiflab.errors import MotifLabError
+from motiflab.layout import PAPER_STAGES, ForceStage, FRLayout, pca_init
+
+
+def make_mixture(n=3000, d=66, weights=(0.55, 0.24, 0.12, 0.08, 0.01), sep=7.0, rare_sep=11.0,
+                 nuisance=5.0, seed=0):
+    """Imbalanced anisotropic Gaussian mixture that PCA alone cannot separate.
+
+    Each class has its own random rotation and per-axis variances in
+    [0.3, 3]; all classes share a 3-D nuisance subspace (std 5, 4, 3 -- think
+    dose / contrast drift) that dominates the top principal components.  The
+    class centres lie ``sep`` from the origin (the rare class ``rare_sep``),
+    so k-NN purity is ~0.93-0.99 per class, not trivially 1.
+    """
+    rng = np.random.default_rng(seed)
+    w = np.asarray(weights, float) / np.sum(weights)
+    counts = np.maximum(1, np.round(w * n).astype(int))
+    counts[0] += n - counts.sum()
+    U, _ = np.linalg.qr(rng.normal(size=(d, 3)))
+    X, y = [], []
+    for c, nc in enumerate(counts):
+        mu = rng.normal(size=d)
+        mu *= (rare_sep if c == len(counts) - 1 else sep) / np.linalg.norm(mu)
+        Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+        s = np.exp(rng.uniform(np.log(0.3), np.log(3.0), size=d))
+        Z = (rng.normal(size=(nc, d)) * np.sqrt(s)) @ Q.T
+        Z += (rng.normal(size=(nc, 3)) * nuisance * np.array([1.0, 0.8, 0.6])) @ U.T
+        X.append(mu + Z)
+        y.append(np.full(nc, c))
+    X = np.concatenate(X).astype(np.float32)
+    y = np.concatenate(y)
+    p = rng.permutation(n)
+    return X[p], y[p]
+
+
+def hdbscan_labels(Y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return HDBSCAN(min_cluster_size=15).fit_predict(Y)
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    return make_mixture()
+
+
+@pytest.fixture(scope="module")
+def fitted(mixture):
+    X, _ = mixture
+    return FRLayout(random_state=0).fit(X)
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, y = make_mixture(n=600, seed=3, weights=(0.5, 0.3, 0.2))
+    return X, y
+
+
+def test_defaults_separate_imbalanced_mixture(mixture, fitted):
+    X, y = mixture
+    Y = fitted.embedding_
+    assert Y.shape == (3000, 2) and Y.dtype == np.float32
+    labels = hdbscan_labels(Y)
+    ari = adjusted_rand_score(y, labels)
+    assert ari >= 0.95, ari
+    # the 1 % class (30 points) gets its own cluster
+    rare = y == 4
+    lab, cnt = np.unique(labels[rare], return_counts=True)
+    top = lab[np.argmax(cnt)]
+    assert top >= 0 and cnt.max() >= 0.8 * rare.sum()
+    assert np.mean(y[labels == top] == 4) >= 0.8
+    # the same clustering on the PCA start fails: the layout does the work
+    assert adjusted_rand_score(y, hdbscan_labels(fitted.snapshots_[0])) < 0.6
+
+
+def test_stage_two_compacts_without_global_contraction(mixture, fitted):
+    X, y = mixture
+    its = fitted.snapshot_iterations_
+    split = fitted.stage_iterations_[0]
+    mid = fitted.snapshots_[np.searchsorted(its, split)]
+    end = fitted.embedding_
+
+    def spread_and_gap(Y):
+        cents = np.array([Y[y == c].mean(0) for c in range(4)])  # the four big classes
+        spread = np.mean([np.sqrt(((Y[y == c] - cents[c]) ** 2).sum(1).mean()) for c in range(4)])
+        gap = min(np.linalg.norm(cents[a] - cents[b]) for a in range(4) for b in range(a + 1, 4))
+        return spread, gap
+
+    s_mid, g_mid = spread_and_gap(mid)
+    s_end, g_end = spread_and_gap(end)
+    assert g_end >= 0.7 * g_mid  # no global contraction in the attraction stage
+    assert s_end <= 0.5 * s_mid  # ... but classes coalesce
+    assert s_end <= 0.1 * g_end  # compact, well separated blobs
+    # stage 1 dilates the PCA start
+    assert np.ptp(mid, axis=0).max() > 2 * np.ptp(fitted.snapshots_[0], axis=0).max()
+
+
+def test_same_seed_identical_and_thread_independent(small, monkeypatch):
+    import motiflab.layout as layout_mod
+
+    X, _ = small
+    monkeypatch.setattr(layout_mod, "SERIAL_MAX_POINTS", 0)  # exercise the threaded kernel
+    a = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+    b = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+    assert np.array_equal(a, b)
+    c = FRLayout(n_iter=60, random_state=8).fit_transform(X)
+    assert not np.array_equal(a, c)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+    finally:
+        numba.set_num_threads(old)
+    assert np.array_equal(one, a) and np.array_equal(two, a)
+    # n_jobs sets the threads for the fit only and does not change the result
+    d = FRLayout(n_iter=60, random_state=7, n_jobs=1).fit_transform(X)
+    assert np.array_equal(d, a)
+    assert numba.get_num_threads() == old
+    # the serial kernel used for small inputs gives the same bits
+    monkeypatch.setattr(layout_mod, "SERIAL_MAX_POINTS", 10**9)
+    e = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+    assert np.array_equal(e, a)
+
+
+def test_snapshots_bounded_first_and_last(small):
+    X, _ = small
+    n = X.shape[0]
+    frame = n * 2 * 4
+    bound = 7 * frame + 100
+    L = FRLayout(n_iter=50, snapshot_max_bytes=bound, random_state=1).fit(X)
+    S, its = L.snapshots_, L.snapshot_iterations_
+    assert S.dtype == np.float32 and S.shape[1:] == (n, 2)
+    assert S.nbytes <= bound and 2 <= S.shape[0] <= 7
+    assert its[0] == 0 and its[-1] == 50 and np.all(np.diff(its) > 0)
+    np.testing.assert_array_equal(S[0], pca_init(X, 10.0))
+    np.testing.assert_array_equal(S[-1], L.embedding_)
+    # unbounded: every iteration
+    L2 = FRLayout(n_iter=50, random_state=1).fit(X)
+    assert L2.snapshots_.shape[0] == 51
+    np.testing.assert_array_equal(L2.snapshots_[its], S)
+    # explicit interval that does not fit is enlarged, with a warning
+    with pytest.warns(UserWarning, match="snapshot_max_bytes"):
+        L3 = FRLayout(n_iter=50, snapshot_every=1, snapshot_max_bytes=bound, random_state=1).fit(X)
+    assert L3.snapshots_.nbytes <= bound
+    # explicit interval that fits, not dividing n_iter: final frame still there
+    L4 = FRLayout(n_iter=50, snapshot_every=20, random_state=1).fit(X)
+    np.testing.assert_array_equal(L4.snapshot_iterations_, [0, 20, 40, 50])
+    # disabled
+    L5 = FRLayout(n_iter=50, snapshot_every=0, random_state=1).fit(X)
+    assert L5.snapshots_.shape == (0, n, 2)
+    np.testing.assert_array_equal(L5.embedding_, L.embedding_)
+    with pytest.raises(MotifLabError, match="snapshot_max_bytes"):
+        FRLayout(n_iter=5, snapshot_max_bytes=frame).fit(X)
+
+
+def test_precomputed_graph_reuse(small):
+    X, _ = small
+    L = FRLayout(n_iter=40, random_state=2).fit(X)
+    assert sp.isspmatrix_csr(L.graph_) and L.graph_.shape == (600, 600)
+    again = FRLayout(n_iter=40, random_state=2).fit(X, graph=L.graph_)
+    assert np.array_equal(again.embedding_, L.embedding_)
+    assert again.timings_["knn"] == 0.0 and L.timings_["knn"] > 0.0
+    assert set(L.timings_) == {"knn", "graph", "init", "layout"}
+    # a changed force schedule on the cached graph runs and differs
+    other = FRLayout(n_iter=40, random_state=2, stage_split=0.3).fit(X, graph=L.graph_)
+    assert not np.array_equal(other.embedding_, L.embedding_)
+
+
+def test_callback_progress_and_schedules(small):
+    X, _ = small
+    seen = []
+    L = FRLayout(n_iter=30, snapshot_every=10, callback=lambda it, Y: seen.append((it, Y.copy())),
+                 random_state=0).fit(X)
+    assert [s[0] for s in seen] == [0, 10, 20, 30]
+    np.testing.assert_array_equal(seen[-1][1], L.embedding_)
+    assert L.n_iter_ == 30 and L.stage_iterations_ == (15, 15)
+    for sched in ("cosine", "constant", lambda t: (1 - t) ** 2):
+        Y = FRLayout(n_iter=20, learning_rate_schedule=sched, random_state=0).fit_transform(X)
+        assert np.isfinite(Y).all()
+    # three stages with explicit fractions; unit-vector forces; user init
+    st = PAPER_STAGES + (ForceStage(1.0, 0.5, 1.0, 3.0, 0.5),)
+    Y = FRLayout(n_iter=30, stages=st, stage_split=[0.4, 0.4, 0.2], force_form="unit",
+                 init=np.zeros((600, 2)) + np.arange(600)[:, None] * 0.01).fit_transform(X)
+    assert np.isfinite(Y).all()
+
+
+def test_clipping_keeps_huge_forces_finite(small):
+    X, _ = small
+    st = (ForceStage(1e6, 1e6, 0.0, 0.5, learning_rate=100.0),)
+    L = FRLayout(n_iter=20, stages=st, max_step=0.5, random_state=0).fit(X)
+    steps = np.linalg.norm(np.diff(L.snapshots_, axis=0), axis=-1)
+    assert np.isfinite(L.embedding_).all() and steps.max() <= 0.5 + 1e-4
+
+
+def test_sklearn_api(small):
+    X, _ = small
+    L = FRLayout(n_neighbors=5, n_iter=10)
+    assert L.get_params()["n_neighbors"] == 5
+    assert L.set_params(n_iter=12).n_iter == 12
+    with pytest.raises(MotifLabError, match="cannot place new points"):
+        L.fit(X).transform(X)
+
+
+@pytest.mark.parametrize(
+    "kwargs, X, match",
+    [
+        ({}, "nan", "NaN"),
+        ({}, "few", "at least n_neighbors \\+ 1 = 11"),
+        ({}, "1d", "2-D"),
+        ({"stage_split": 0.0}, None, "strictly between 0 and 1"),
+        ({"stage_split": 1.5}, None, "strictly between 0 and 1"),
+        ({"stage_split": [0.5, 0.5, 0.5]}, None, "stage_split"),
+        ({"stages": PAPER_STAGES + (PAPER_STAGES[0],), "stage_split": 0.5}, None, "3 stages"),
+        ({"stages": ()}, None, "non-empty"),
+        ({"stages": ((1, 1, 0, 2),)}, None, "ForceStage"),
+        ({"stages": (ForceStage(-1, 1, 0, 2),)}, None, "non-negative"),
+        ({"n_iter": 0}, None, "n_iter"),
+        ({"n_iter": 3, "stage_split": 0.1}, None, "no iteration"),
+        ({"learning_rate_schedule": "exp"}, None, "learning_rate_schedule"),
+        ({"init": "spectral"}, None, "init"),
+        ({"init": np.zeros((3, 2))}, None, "shape"),
+        ({"force_form": "radial"}, None, "force_form"),
+        ({"max_step": 0}, None, "max_step"),
+        ({"negative_samples": -1}, None, "negative_samples"),
+        ({"random_state": -3}, None, "random_state"),
+        ({"snapshot_every": -2}, None, "snapshot_every"),
+    ],
+)
+def test_bad_input(small, kwargs, X, match):
+    Xs, _ = small
+    if X == "nan":
+        X = Xs.copy()
+        X[5, 3] = np.nan
+    elif X == "few":
+        X = Xs[:8]
+    elif X == "1d":
+        X = Xs[:, 0]
+    else:
+        X = Xs
+    with pytest.raises(MotifLabError, match=match):
+        FRLayout(**{"n_iter": 10, **kwargs}).fit(X)
+
+
+def test_bad_graph(small):
+    X, _ = small
+    with pytest.raises(MotifLabError, match="shape"):
+        FRLayout(n_iter=5).fit(X, graph=sp.identity(10, format="csr"))
+    with pytest.raises(MotifLabError, match="scipy.sparse"):
+        FRLayout(n_iter=5).fit(X, graph=np.eye(600))

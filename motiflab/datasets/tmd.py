@@ -517,7 +517,9 @@ def oriented_classes(truth) -> np.ndarray:
     neighbour (``Mo#1`` → ``"Mo#1/a"``, ``"/b"``, ``"/c"``) or, for ``Mo#2``,
     the intact one, so rotation-sensitive classifications can be scored
     against the right ground truth. ``Mo#3`` and every other class are
-    unchanged (they look the same from every orientation).
+    unchanged (they look the same from every orientation). Dopant metals next
+    to defective chalcogens get the same refinement (``W`` → ``"W#2/b"``):
+    they are as different from a plain dopant as ``Mo#k`` is from ``Mo``.
 
     Parameters
     ----------
@@ -536,12 +538,21 @@ def oriented_classes(truth) -> np.ndarray:
         if not str(sp).endswith("2")  # one or both atoms missing
     }
     names = "abc"
-    for row in np.flatnonzero(truth.sublattice == "metal"):
+    host = {str(f).split("#")[0] for f in fine[truth.sublattice == "metal"] if "#" in str(f)}
+    for row in np.flatnonzero((truth.sublattice == "metal") & truth.visible):
         f = str(fine[row])
-        if not (f.endswith("#1") or f.endswith("#2")):
-            continue
         i, j = truth.cell[row]
         flags = [(int(i) + di, int(j) + dj) in defective for di, dj in _METAL_TO_CHALC]
+        k = sum(flags)
+        if "#" not in f:
+            # a dopant metal next to defective chalcogens is as different from a plain
+            # dopant as Mo#k is from Mo: give it the same refinement
+            if k == 0 or f in host:
+                continue
+            f = f"{f}#{k}"
+        if f.endswith("#3"):
+            fine[row] = f
+            continue
         want = f.endswith("#1")
         # the odd neighbour may lie outside the frame (edge columns): orientation unknown
         fine[row] = f"{f}/{names[flags.index(want)]}" if want in flags else f"{f}/?"

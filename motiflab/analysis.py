@@ -22,6 +22,7 @@ Examples
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,7 +381,7 @@ class Analysis:
             pixel_size=np.float64(self.calibration.scale),
             units=np.str_(self.calibration.units),
             n_dropped=np.int64(self.patches.n_dropped),
-            edits=np.str_(__import__("json").dumps(self.edits)),
+            edits=np.str_(json.dumps(self.edits)),
         )
 
     def save(self, path, overwrite=False) -> Path:

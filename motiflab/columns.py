@@ -322,7 +322,7 @@ def smooth(image, method="svd", strength=None, spacing=None) -> np.ndarray:
     method = (method or "none").lower()
     if method == "none":
         return img
-    if spacing is None and (method != "svd" or strength is None or True):
+    if spacing is None:
         spacing = estimate_spacing(img)
     if method == "svd":
         window = int(np.clip(round(spacing), 5, 31))

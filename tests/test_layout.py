@@ -12,35 +12,7 @@ from motiflab.errors import MotifLabError
 from motiflab.layout import PAPER_STAGES, ForceStage, FRLayout, pca_init
 
 
-def make_mixture(n=3000, d=66, weights=(0.55, 0.24, 0.12, 0.08, 0.01), sep=7.0, rare_sep=11.0,
-                 nuisance=5.0, seed=0):
-    """Imbalanced anisotropic Gaussian mixture that PCA alone cannot separate.
-
-    Each class has its own random rotation and per-axis variances in
-    [0.3, 3]; all classes share a 3-D nuisance subspace (std 5, 4, 3 -- think
-    dose / contrast drift) that dominates the top principal components.  The
-    class centres lie ``sep`` from the origin (the rare class ``rare_sep``),
-    so k-NN purity is ~0.93-0.99 per class, not trivially 1.
-    """
-    rng = np.random.default_rng(seed)
-    w = np.asarray(weights, float) / np.sum(weights)
-    counts = np.maximum(1, np.round(w * n).astype(int))
-    counts[0] += n - counts.sum()
-    U, _ = np.linalg.qr(rng.normal(size=(d, 3)))
-    X, y = [], []
-    for c, nc in enumerate(counts):
-        mu = rng.normal(size=d)
-        mu *= (rare_sep if c == len(counts) - 1 else sep) / np.linalg.norm(mu)
-        Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
-        s = np.exp(rng.uniform(np.log(0.3), np.log(3.0), size=d))
-        Z = (rng.normal(size=(nc, d)) * np.sqrt(s)) @ Q.T
-        Z += (rng.normal(size=(nc, 3)) * nuisance * np.array([1.0, 0.8, 0.6])) @ U.T
-        X.append(mu + Z)
-        y.append(np.full(nc, c))
-    X = np.concatenate(X).astype(np.float32)
-    y = np.concatenate(y)
-    p = rng.permutation(n)
-    return X[p], y[p]
+from motiflab.datasets.mixtures import make_mixture  # noqa: E402
 
 
 def hdbscan_labels(Y):

@@ -13,6 +13,7 @@ pixel; without one they are noise-free and normalised to a mean of 1.
 """
 from ._render import ELEMENTS, ColumnTruth, SyntheticImage, atomic_number
 from .perovskite import make_perovskite
+from .mixtures import make_mixture
 from .moire import MoireImage, make_moire
 from .planted import CLUSTER_TYPES, PlantedSample, make_planted, pattern_key
 from .tilings import PentagonTiling, SquareUnits, make_pentagon_tiling, make_square_units, preferred_level2_probs
@@ -24,6 +25,7 @@ __all__ = [
     "PentagonTiling",
     "PlantedSample",
     "SquareUnits",
+    "make_mixture",
     "make_moire",
     "make_pentagon_tiling",
     "make_planted",

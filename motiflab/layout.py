@@ -34,7 +34,11 @@ row of the (symmetric) graph and from its own negative samples, whose indices
 come from a counter-based generator (splitmix64 of ``(seed, iteration, i)``),
 and writes only its own row of the next-position buffer.  There is no shared
 random state and no write race, so the layout is **bit-identical for any
-number of threads** and any run with the same seed.  The summed forces are
+number of threads** and any run with the same seed.  Per vertex, the offsets
+to its neighbours and samples are first gathered into a small buffer and the
+forces are then summed in a branch-free loop that LLVM compiles to 8-wide
+float32 SIMD (exact division and square root; only the order of the sums is
+reassociated, identically on every run).  The summed forces are
 normalised by the vertex's total edge weight (a per-vertex step size; it does
 not move the fixed points of the force field) and each pair force and each
 step is clipped in length to ``max_step``.  Memory is O(N k); snapshots of the
@@ -122,35 +126,6 @@ def _mix64(z):
 
 
 @numba.njit(cache=True, inline="always")
-def _pow_d(d2, e, e_int):
-    """``d**e`` (float32) from the squared distance ``d2``.
-
-    Small integer exponents (the paper uses 0, 2 and 5) take straight-line
-    code -- the branch is the same for a whole iteration, so it is free.
-    """
-    if e_int == 0:
-        return np.float32(1.0)
-    if e_int == 2:
-        return d2
-    if e_int == 5:
-        return d2 * d2 * math.sqrt(d2)
-    if e_int == 1:
-        return math.sqrt(d2)
-    if e_int == 3:
-        return d2 * math.sqrt(d2)
-    if e_int == 4:
-        return d2 * d2
-    if e_int > 0:
-        r = np.float32(1.0)
-        for _ in range(e_int // 2):
-            r *= d2
-        if e_int % 2 == 1:
-            r *= math.sqrt(d2)
-        return r
-    return d2 ** np.float32(0.5 * e)
-
-
-@numba.njit(cache=True, inline="always")
 def _is_neighbour(indices, start, end, r):
     """Binary search of ``r`` in the sorted CSR row ``indices[start:end]``."""
     lo = start
@@ -167,120 +142,167 @@ def _is_neighbour(indices, start, end, r):
     return False
 
 
-@numba.njit(cache=True, inline="always")
-def _vertex_update(i, Yf, Ynf, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
-                   beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it):
-    """Write the new position of vertex ``i`` into ``Ynf`` (reads ``Yf`` only).
+# Float flags for the per-vertex force loops: reassociation lets LLVM vectorise
+# the force sums (8 float32 lanes), "numpy" errors drop the per-division zero
+# check that blocks vectorisation.  No "afn"/"ninf": sqrt and division stay exact
+# (no rsqrt approximations), so results do not depend on the CPU's fast paths.
+_FLOAT_FLAGS = {"reassoc", "nsz", "contract"}
 
-    ``Yf``/``Ynf`` are the (N, 2) layouts flattened to 1-D and indexed with
-    unsigned integers: this spares the stride arithmetic and negative-index
-    checks of 2-D indexing in the innermost loops (~25 % faster).  float32
-    arithmetic throughout (cheaper divisions and square roots).
+
+@numba.njit(cache=True, inline="always", fastmath=_FLOAT_FLAGS, error_model="numpy")
+def _pair_sum(bx, by, bw, cnt, coef, e_int, e, ms, unit):
+    """Sum of ``bw * c(d) * (dx, dy)`` over the ``cnt`` gathered pairs.
+
+    ``c = coef / (1 + d**e)``, divided by ``d`` if ``unit``, then limited to
+    ``ms / d`` so no pair force is longer than ``ms`` (for ``c >= 0`` this is
+    the length clip ``|c (dx, dy)| <= ms``).  Branch-free so that it runs on
+    8-wide float32 SIMD; ``e_int`` is a compile-time constant after inlining
+    (see :func:`_pair_sum_e`), so the exponent costs no branch per pair.
     """
-    nn = np.uint64(Yf.shape[0] // 2)
     one = np.float32(1.0)
-    zero = np.float32(0.0)
-    two = np.uint64(2)
-    ms = np.float32(max_step)
-    ms2 = ms * ms
-    ui = np.uint64(i)
-    yi0 = Yf[two * ui]
-    yi1 = Yf[two * ui + np.uint64(1)]
-    start = indptr[i]
-    end = indptr[i + 1]
-    # --- attraction along the graph (weighted mean of the pair forces)
-    ax = zero
-    ay = zero
-    for p in range(start, end):
-        j2 = np.uint64(indices[p]) * two
-        dx = Yf[j2] - yi0
-        dy = Yf[j2 + np.uint64(1)] - yi1
-        d2 = dx * dx + dy * dy
-        c = alpha / (one + _pow_d(d2, n_exp, n_int))
-        if unit:
-            c = c / math.sqrt(d2) if d2 > zero else zero
-        f2 = c * c * d2
-        if f2 > ms2:
-            c *= ms / math.sqrt(f2)
-        c *= weights[p]
-        ax += c * dx
-        ay += c * dy
-    ax *= inv_wsum[i]
-    ay *= inv_wsum[i]
-    # --- repulsion from negative samples (k' per unit of edge weight)
-    rx = zero
-    ry = zero
-    cnt = n_neg[i]
-    state = _mix64(key_it ^ _mix64(ui * _GOLDEN + np.uint64(1)))
-    z = np.uint64(0)
+    tiny = np.float32(1e-30)
+    sx = np.float32(0.0)
+    sy = np.float32(0.0)
     for s in range(cnt):
-        # one 64-bit hash gives two 32-bit draws; r = floor(u32 * N / 2^32)
-        if s & 1 == 0:
-            state = state + _GOLDEN
-            z = _mix64(state)
-            r = ((z & np.uint64(0xFFFFFFFF)) * nn) >> np.uint64(32)
-        else:
-            r = ((z >> np.uint64(32)) * nn) >> np.uint64(32)
-        if r == ui:
-            continue
-        # Only non-neighbours repel.  The (branchy) search is skipped when
-        # a random draw hits a neighbour with negligible probability.
-        if check_nbrs and _is_neighbour(indices, start, end, np.int64(r)):
-            continue
-        r2 = r * two
-        dx = yi0 - Yf[r2]
-        dy = yi1 - Yf[r2 + np.uint64(1)]
+        dx = bx[s]
+        dy = by[s]
         d2 = dx * dx + dy * dy
-        c = beta / (one + _pow_d(d2, m_exp, m_int))
+        if e_int == 0:
+            p = one
+        elif e_int == 2:
+            p = d2
+        elif e_int == 5:
+            p = d2 * d2 * math.sqrt(d2)
+        elif e_int == 1:
+            p = math.sqrt(d2)
+        elif e_int == 4:
+            p = d2 * d2
+        else:
+            p = d2 ** np.float32(0.5 * e)
+        inv_d = one / math.sqrt(d2 + tiny)
+        c = coef / (one + p)
         if unit:
-            c = c / math.sqrt(d2) if d2 > zero else zero
-        f2 = c * c * d2
-        if f2 > ms2:
-            c *= ms / math.sqrt(f2)
-        rx += c * dx
-        ry += c * dy
-    if cnt > 0:
-        sc = np.float32(k_neg / cnt)
-        rx *= sc
-        ry *= sc
-    sx = lr * (ax + rx)
-    sy = lr * (ay + ry)
-    s2 = sx * sx + sy * sy
-    if s2 > ms2:
-        t = ms / math.sqrt(s2)
-        sx *= t
-        sy *= t
-    Ynf[two * ui] = yi0 + sx
-    Ynf[two * ui + np.uint64(1)] = yi1 + sy
+            c = c * inv_d
+        lim = ms * inv_d
+        c = (c if c < lim else lim) * bw[s]
+        sx += c * dx
+        sy += c * dy
+    return sx, sy
+
+
+@numba.njit(cache=True, inline="always", fastmath=_FLOAT_FLAGS, error_model="numpy")
+def _pair_sum_e(bx, by, bw, cnt, coef, e_int, e, ms, unit):
+    """:func:`_pair_sum` with the common exponents as literals (one vector loop each)."""
+    if e_int == 0:
+        return _pair_sum(bx, by, bw, cnt, coef, 0, e, ms, unit)
+    if e_int == 2:
+        return _pair_sum(bx, by, bw, cnt, coef, 2, e, ms, unit)
+    if e_int == 5:
+        return _pair_sum(bx, by, bw, cnt, coef, 5, e, ms, unit)
+    if e_int == 1:
+        return _pair_sum(bx, by, bw, cnt, coef, 1, e, ms, unit)
+    if e_int == 4:
+        return _pair_sum(bx, by, bw, cnt, coef, 4, e, ms, unit)
+    return _pair_sum(bx, by, bw, cnt, coef, -1, e, ms, unit)
+
+
+@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
+def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
+                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw):
+    """Write the new positions of vertices ``lo..hi-1`` into ``Ynew`` (reads ``Y`` only).
+
+    Per vertex: gather the offsets to its graph neighbours and to its negative
+    samples into the scratch rows ``bx, by`` (weights in ``bw``; a sample that
+    hits the vertex itself or, if ``check_nbrs``, one of its neighbours gets
+    weight 0), then sum the forces with the vectorised :func:`_pair_sum_e`.
+    Gathering first keeps the random reads out of the SIMD loop.  One compiled
+    function serves the serial and the threaded step, so a vertex's update is
+    the same machine code, and the same bits, whatever the thread count.
+    """
+    nn = np.uint64(Y.shape[0])
+    zero = np.float32(0.0)
+    ms = np.float32(max_step)
+    for i in range(lo, hi):
+        yi0 = Y[i, 0]
+        yi1 = Y[i, 1]
+        start = indptr[i]
+        end = indptr[i + 1]
+        # --- attraction along the graph (weighted mean of the pair forces)
+        k = 0
+        for p in range(start, end):
+            j = indices[p]
+            bx[k] = Y[j, 0] - yi0
+            by[k] = Y[j, 1] - yi1
+            bw[k] = weights[p]
+            k += 1
+        ax, ay = _pair_sum_e(bx, by, bw, k, alpha, n_int, n_exp, ms, unit)
+        ax *= inv_wsum[i]
+        ay *= inv_wsum[i]
+        # --- repulsion from negative samples (k' per unit of edge weight)
+        cnt = n_neg[i]
+        state = _mix64(key_it ^ _mix64(np.uint64(i) * _GOLDEN + np.uint64(1)))
+        z = np.uint64(0)
+        for s in range(cnt):
+            # one 64-bit hash gives two 32-bit draws; r = floor(u32 * N / 2^32)
+            if s & 1 == 0:
+                state = state + _GOLDEN
+                z = _mix64(state)
+                r = np.int64(((z & np.uint64(0xFFFFFFFF)) * nn) >> np.uint64(32))
+            else:
+                r = np.int64(((z >> np.uint64(32)) * nn) >> np.uint64(32))
+            bx[s] = yi0 - Y[r, 0]
+            by[s] = yi1 - Y[r, 1]
+            # Only non-neighbours repel.  The (branchy) search is skipped when
+            # a random draw hits a neighbour with negligible probability.
+            hit = r == i or (check_nbrs and _is_neighbour(indices, start, end, r))
+            bw[s] = zero if hit else np.float32(1.0)
+        rx, ry = _pair_sum_e(bx, by, bw, cnt, beta, m_int, m_exp, ms, unit)
+        if cnt > 0:
+            sc = np.float32(k_neg / cnt)
+            rx *= sc
+            ry *= sc
+        sx = lr * (ax + rx)
+        sy = lr * (ay + ry)
+        s2 = sx * sx + sy * sy
+        if s2 > ms * ms:
+            t = ms / math.sqrt(s2)
+            sx *= t
+            sy *= t
+        Ynew[i, 0] = yi0 + sx
+        Ynew[i, 1] = yi1 + sy
 
 
 @numba.njit(cache=True, parallel=True)
 def _fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
-             beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it):
+             beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch):
     """One synchronous FR iteration over all vertices, threaded.
 
-    Vertex ``i`` reads ``Y`` and writes only ``Ynew[i]``; its negative samples
-    come from splitmix64 seeded by ``(seed, it, i)``.  Hence the result does not
-    depend on how the vertices are split between threads.
+    The vertices are cut into one contiguous block per thread; vertex ``i``
+    reads ``Y`` and writes only ``Ynew[i]``, and its negative samples come
+    from splitmix64 seeded by ``(seed, it, i)``.  Hence the result does not
+    depend on how the vertices are split between threads.  ``scratch`` holds
+    one (3, L) gather buffer per thread.
     """
     key_it = _mix64(np.uint64(seed) ^ _mix64(np.uint64(it) + _GOLDEN))
-    Yf = Y.reshape(-1)
-    Ynf = Ynew.reshape(-1)
-    for i in numba.prange(Y.shape[0]):
-        _vertex_update(i, Yf, Ynf, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
-                       beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it)
+    n = Y.shape[0]
+    nt = scratch.shape[0]  # one block per thread (the caller sizes scratch)
+    chunk = (n + nt - 1) // nt
+    for t in numba.prange(nt):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
+        _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
+                      beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
+                      scratch[t, 0], scratch[t, 1], scratch[t, 2])
 
 
 @numba.njit(cache=True)
 def _fr_step_serial(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
-                    beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it):
-    """Serial twin of :func:`_fr_step` (same per-vertex code, no fastmath: bit-identical)."""
+                    beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch):
+    """Serial twin of :func:`_fr_step` (calls the same :func:`_update_range`: bit-identical)."""
     key_it = _mix64(np.uint64(seed) ^ _mix64(np.uint64(it) + _GOLDEN))
-    Yf = Y.reshape(-1)
-    Ynf = Ynew.reshape(-1)
-    for i in range(Y.shape[0]):
-        _vertex_update(i, Yf, Ynf, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
-                       beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it)
+    _update_range(0, Y.shape[0], Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
+                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
+                  scratch[0, 0], scratch[0, 1], scratch[0, 2])
 
 
 #: Below this many points one iteration is a fraction of a millisecond and the
@@ -740,6 +762,9 @@ class FRLayout(TransformerMixin, BaseEstimator):
         # the rare, harmless extra repulsion it prevents.
         check_nbrs = bool(g.nnz > 0.02 * n * n)
         step = _fr_step_serial if (n <= SERIAL_MAX_POINTS or numba.get_num_threads() == 1) else _fr_step
+        # one gather buffer per thread, as long as the longest CSR row / sample count
+        width = int(max(np.diff(indptr).max(initial=0), n_neg.max(initial=0), 1))
+        scratch = np.empty((numba.get_num_threads(), 3, width), dtype=np.float32)
         max_step = float(self.max_step)
         bar = None
         if self.verbose:
@@ -756,7 +781,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
                     step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg,
                          f32(stage.alpha), float(stage.n), n_int,
                          f32(stage.beta), float(stage.m), m_int,
-                         float(kneg), f32(lr), max_step, unit, check_nbrs, np.uint64(seed), it)
+                         float(kneg), f32(lr), max_step, unit, check_nbrs, np.uint64(seed), it, scratch)
                     Y, Ynew = Ynew, Y
                     it += 1
                     if fi < len(its) and its[fi] == it:

@@ -138,8 +138,8 @@ def estimate_spacing(image) -> float:
     sub = sub - sub.mean()
     # suppress pixel noise so the autocorrelation is not dominated by its delta at 0
     sub = ndimage.gaussian_filter(sub, 1.0)
-    f = sfft.rfft2(sub, s=(2 * ch, 2 * cw))
-    ac = sfft.irfft2(np.abs(f) ** 2, s=(2 * ch, 2 * cw))
+    f = sfft.rfft2(sub, s=(2 * ch, 2 * cw), workers=-1)
+    ac = sfft.irfft2(np.abs(f) ** 2, s=(2 * ch, 2 * cw), workers=-1)
     ac = sfft.fftshift(ac)
     cy, cx = ch, cw
     rmax = int(min(ch, cw) // 3)
@@ -285,14 +285,32 @@ def svd_denoise(image, window=None, rank=None) -> np.ndarray:
 
 
 def _apply_kernel(img, K):
-    """Correlate ``img`` with kernel ``K`` (odd side), reflect-padded, via FFT."""
-    from scipy.signal import fftconvolve
+    """Correlate ``img`` with kernel ``K`` (odd side), reflect-padded, via FFT.
 
-    pad = K.shape[0] // 2 + 1
+    One float32 real FFT pair on all cores.  The transform size is the padded
+    image itself (rounded up to a fast length): the circular wrap-around
+    only reaches the padding, which is cut off, so no extra zero border is
+    needed (scipy's ``fftconvolve`` would add one and run single-threaded:
+    0.76 s vs ~0.2 s for 2048² with a 61² kernel).
+    """
+    ks = K.shape[0]
+    pad = ks // 2 + 1
     mean = float(img.mean())
-    padded = np.pad(img - mean, pad, mode="reflect")
-    out = fftconvolve(padded, K[::-1, ::-1], mode="same")[pad:-pad, pad:-pad]
-    return (out + mean).astype(np.float32)
+    padded = np.pad(np.asarray(img, np.float32) - np.float32(mean), pad, mode="reflect")
+    h, w = padded.shape
+    s = (sfft.next_fast_len(h, real=True), sfft.next_fast_len(w, real=True))
+    # out[q] = sum_d K[c + d] x[q + d]: a convolution with the kernel mirrored
+    # and centred on the origin of the periodic grid
+    c = ks // 2
+    kern = np.zeros(s, np.float32)
+    flip = np.asarray(K[::-1, ::-1], np.float32)
+    idx_r = (np.arange(ks) - c) % s[0]
+    idx_c = (np.arange(ks) - c) % s[1]
+    kern[np.ix_(idx_r, idx_c)] = flip
+    spec = sfft.rfft2(padded, s=s, workers=-1)
+    spec *= sfft.rfft2(kern, workers=-1)
+    out = sfft.irfft2(spec, s=s, workers=-1)[pad:pad + img.shape[0], pad:pad + img.shape[1]]
+    return (out + np.float32(mean)).astype(np.float32)
 
 
 def smooth(image, method="svd", strength=None, spacing=None) -> np.ndarray:
@@ -348,12 +366,14 @@ def detect_inverted(image) -> bool:
     mirror image. Returns True when the skewness of the lightly smoothed image
     is negative.
     """
-    img = ndimage.gaussian_filter(validate_image(image).astype(np.float64), 1.0)
-    d = img - img.mean()
-    sd = d.std()
+    # float32 filtering (float64 doubled the time for no change in the sign);
+    # the moments are accumulated in float64
+    img = ndimage.gaussian_filter(validate_image(image), 1.0, output=np.float32)
+    d = img - np.float32(img.mean(dtype=np.float64))
+    sd = float(np.sqrt(np.mean(np.square(d), dtype=np.float64)))
     if sd == 0:
         return False
-    skew = float(np.mean(d**3) / sd**3)
+    skew = float(np.mean(d * d * d, dtype=np.float64)) / sd**3
     return skew < 0
 
 
@@ -362,11 +382,14 @@ def detect_inverted(image) -> bool:
 
 def _noise_sigma(raw: np.ndarray) -> float:
     """Robust per-pixel noise estimate (MAD of a Laplacian-like high-pass)."""
-    x = raw.astype(np.float64)
+    x = raw.astype(np.float32, copy=False)
     # difference of a pixel and the mean of its 4 neighbours removes smooth signal;
     # its std is sigma*sqrt(1 + 1/4) for white noise
-    hp = x[1:-1, 1:-1] - 0.25 * (x[:-2, 1:-1] + x[2:, 1:-1] + x[1:-1, :-2] + x[1:-1, 2:])
-    mad = np.median(np.abs(hp - np.median(hp)))
+    hp = x[1:-1, 1:-1] - np.float32(0.25) * (x[:-2, 1:-1] + x[2:, 1:-1] + x[1:-1, :-2] + x[1:-1, 2:])
+    hp = hp.ravel()
+    med = np.partition(hp, hp.size // 2)[hp.size // 2]
+    np.abs(hp - med, out=hp)
+    mad = float(np.partition(hp, hp.size // 2)[hp.size // 2])
     return float(1.4826 * mad / np.sqrt(1.25))
 
 
@@ -442,8 +465,7 @@ def find_peaks(smoothed, spacing, threshold=5.0, border=2, noise=None, min_dista
     img = np.asarray(smoothed, dtype=np.float32)
     if min_distance is None:
         min_distance = max(1.0, spacing / 4.0)
-    dil = ndimage.maximum_filter(img, footprint=_disk(min_distance), mode="nearest")
-    is_max = img == dil
+    is_max = _disk_maxima(img, min_distance)
     local_bg = _local_background(img, spacing)
     if noise is None:
         noise = _noise_sigma(img)
@@ -463,8 +485,101 @@ def find_peaks(smoothed, spacing, threshold=5.0, border=2, noise=None, min_dista
 
 def _local_background(img, spacing):
     # minimum over a window reaching past the nearest neighbours: the dark gap between columns
-    size = 2 * int(round(spacing * 1.25)) + 1
-    return ndimage.minimum_filter(img, size=size, mode="nearest")
+    r = int(round(spacing * 1.25))
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    tmp = np.empty_like(img)
+    out = np.empty_like(img)
+    _min_rows(img, r, tmp)
+    _min_cols(tmp, r, out)
+    return out
+
+
+# Square minimum filter, mode "nearest" (= scipy.ndimage.minimum_filter(img,
+# 2r+1, mode="nearest")), separable and O(1) per pixel whatever the window
+# (van Herk / Gil-Werman: running minima within blocks of 2r+1, forwards and
+# backwards; each window spans at most two blocks).  Threaded, 4-6x faster than
+# ndimage's single-threaded filter on 2048^2 with r = 30.
+@numba.njit(cache=True, parallel=True)
+def _min_rows(src, r, out):
+    H, W = src.shape
+    L = 2 * r + 1
+    n = W + 2 * r
+    for i in numba.prange(H):
+        x = np.empty(n, np.float32)
+        g = np.empty(n, np.float32)
+        h = np.empty(n, np.float32)
+        for j in range(n):
+            x[j] = src[i, min(max(j - r, 0), W - 1)]
+        for j in range(n):
+            g[j] = x[j] if j % L == 0 else min(g[j - 1], x[j])
+        for j in range(n - 1, -1, -1):
+            h[j] = x[j] if (j % L == L - 1 or j == n - 1) else min(h[j + 1], x[j])
+        for j in range(W):
+            out[i, j] = min(h[j], g[j + 2 * r])
+
+
+@numba.njit(cache=True, parallel=True)
+def _min_cols(src, r, out):
+    H, W = src.shape
+    L = 2 * r + 1
+    n = H + 2 * r
+    CH = 64  # columns per task: the inner loops run along rows of this width (SIMD)
+    for c0 in numba.prange((W + CH - 1) // CH):
+        a = c0 * CH
+        b = min(W, a + CH)
+        g = np.empty((n, b - a), np.float32)
+        h = np.empty((n, b - a), np.float32)
+        for j in range(n):
+            row = min(max(j - r, 0), H - 1)
+            if j % L == 0:
+                for c in range(a, b):
+                    g[j, c - a] = src[row, c]
+            else:
+                for c in range(a, b):
+                    g[j, c - a] = min(g[j - 1, c - a], src[row, c])
+        for j in range(n - 1, -1, -1):
+            row = min(max(j - r, 0), H - 1)
+            if j % L == L - 1 or j == n - 1:
+                for c in range(a, b):
+                    h[j, c - a] = src[row, c]
+            else:
+                for c in range(a, b):
+                    h[j, c - a] = min(h[j + 1, c - a], src[row, c])
+        for j in range(H):
+            for c in range(a, b):
+                out[j, c] = min(h[j, c - a], g[j + 2 * r, c - a])
+
+
+def _disk_maxima(img, radius):
+    """``img == maximum_filter(img, footprint=_disk(radius), mode="nearest")``, as a bool mask."""
+    fp = _disk(radius)
+    c = fp.shape[0] // 2
+    dy, dx = np.nonzero(fp)
+    dy, dx = dy - c, dx - c
+    # the 4-neighbours first: they reject almost every pixel after one or two reads
+    order = np.lexsort((np.abs(dx) + np.abs(dy) > 1, dy * dy + dx * dx))
+    dy, dx = dy[order], dx[order]
+    keep = (dy != 0) | (dx != 0)
+    out = np.empty(img.shape, np.bool_)
+    _disk_max_kernel(np.ascontiguousarray(img, dtype=np.float32), dy[keep].astype(np.int64),
+                     dx[keep].astype(np.int64), out)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _disk_max_kernel(img, dy, dx, out):
+    H, W = img.shape
+    for i in numba.prange(H):
+        for j in range(W):
+            v = img[i, j]
+            ok = True
+            for t in range(dy.size):
+                ii = min(max(i + dy[t], 0), H - 1)
+                jj = min(max(j + dx[t], 0), W - 1)
+                if img[ii, jj] > v:
+                    ok = False
+                    break
+            out[i, j] = ok
 
 
 def _suppress_close(peaks, prom, radius):

@@ -158,3 +158,37 @@ def test_no_columns_found_message():
     flat = rng.normal(100, 1, (64, 64)).astype(np.float32)
     with pytest.raises(MotifLabError, match="threshold"):
         columns.find_columns(flat, threshold=1e6)
+
+
+# --------------------------------------------------------------------------- fast filters
+@pytest.mark.parametrize("shape", [(37, 53), (200, 131), (5, 300), (300, 4)])
+def test_threaded_filters_equal_scipy(shape):
+    from scipy import ndimage
+
+    from motiflab.columns import _disk, _disk_maxima, _local_background
+
+    x = np.random.default_rng(3).random(shape).astype(np.float32)
+    for spacing in (1.0, 3.3, 8.0, 20.0):
+        r = int(round(spacing * 1.25))
+        ref = ndimage.minimum_filter(x, size=2 * r + 1, mode="nearest")
+        assert np.array_equal(_local_background(x, spacing), ref)
+    plateaus = np.round(x * 4).astype(np.float32)
+    for img in (x, plateaus):
+        for radius in (1.0, 1.5, 2.2, 4.7):
+            ref = img == ndimage.maximum_filter(img, footprint=_disk(radius), mode="nearest")
+            assert np.array_equal(_disk_maxima(img, radius), ref)
+
+
+def test_fft_kernel_equals_direct_correlation():
+    from scipy import ndimage
+
+    from motiflab.columns import _apply_kernel
+
+    rng = np.random.default_rng(4)
+    img = rng.random((90, 70)).astype(np.float32)
+    K = rng.random((11, 11))
+    # np.pad "reflect" is ndimage's "mirror"; the filter acts on the mean-removed image
+    mean = img.mean(dtype=np.float64)
+    ref = ndimage.correlate(img - mean, K, mode="mirror") + mean
+    got = _apply_kernel(img, K)
+    assert np.abs(got - ref).max() < 1e-5 * np.abs(ref).max()

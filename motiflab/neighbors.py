@@ -218,10 +218,38 @@ def _nearest_cells(X, cent, n_probe):
         if n_probe == 1:
             out[s:s + block, 0] = np.argmin(D, axis=1)
         elif n_probe < C:
-            out[s:s + block] = np.argpartition(D, n_probe - 1, axis=1)[:, :n_probe]
+            # np.argpartition pays a per-row overhead on these short rows (0.35 s for
+            # 34k x 184); a threaded insertion into a sorted list of n_probe is ~20x faster
+            _smallest_k(D, out[s:s + block])
         else:
             out[s:s + block] = np.arange(C)
     return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _smallest_k(D, out):
+    """Column indices of the ``out.shape[1]`` smallest entries of each row of ``D`` (sorted)."""
+    n, c = D.shape
+    k = out.shape[1]
+    for i in numba.prange(n):
+        vals = np.empty(k, D.dtype)
+        idx = np.empty(k, np.int64)
+        m = 0
+        for j in range(c):
+            v = D[i, j]
+            if m == k and not v < vals[k - 1]:
+                continue
+            p = m if m < k else k - 1
+            while p > 0 and vals[p - 1] > v:
+                vals[p] = vals[p - 1]
+                idx[p] = idx[p - 1]
+                p -= 1
+            vals[p] = v
+            idx[p] = j
+            if m < k:
+                m += 1
+        for p in range(k):
+            out[i, p] = idx[p]
 
 
 def _cell_lists(assign, C):

@@ -163,3 +163,13 @@ def test_approx_knn_recall_and_thread_independence():
         numba.set_num_threads(old)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(da, db)
+
+
+def test_smallest_k_matches_argsort():
+    from motiflab.neighbors import _smallest_k
+
+    D = np.random.default_rng(5).random((300, 50)).astype(np.float32)
+    for k in (1, 7, 50):
+        out = np.empty((300, k), np.int64)
+        _smallest_k(D, out)
+        assert np.array_equal(out, np.argsort(D, axis=1, kind="stable")[:, :k])

@@ -117,14 +117,21 @@ def rows(quick=False):
         sim = _image(side, 3)
         an = motiflab.Analysis(sim.image).run()
         n = len(an.positions)
-        best = np.inf
-        for alpha in (6.0, 5.0, 7.0):
+        best_layout = best_all = np.inf
+        for alpha in (6.0, 5.0, 7.0, 5.5, 6.5):
             t0 = time.perf_counter()
             an.set(stage2_alpha=alpha)
+            an.get("layout")
+            t1 = time.perf_counter()
             an.get("motifs")
-            best = min(best, time.perf_counter() - t0)
-        out.append(Row("slider", f"force change → new layout+labels, N={n}", "motiflab", best,
-                       notes="Analysis.set(stage2_alpha) → layout + motifs only" + ("; target ≤ 0.3 s at 5k" if n < 8000 else "")))
+            t2 = time.perf_counter()
+            best_layout = min(best_layout, t1 - t0)
+            best_all = min(best_all, t2 - t0)
+        target = "; target ≤ 0.3 s at 5k" if n < 8000 else ""
+        out.append(Row("slider", f"force change → new layout, N={n}", "motiflab", best_layout,
+                       notes="Analysis.set(stage2_alpha) → layout stage only (graph cached)" + target))
+        out.append(Row("slider", f"force change → new layout + labels, N={n}", "motiflab", best_all,
+                       notes="… then the motifs stage (HDBSCAN, merge, class averages)"))
     return finish(out)
 
 

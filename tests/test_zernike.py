@@ -293,11 +293,19 @@ def test_bad_input_errors():
 
 
 def test_memory_bounded_for_conversion_paths():
-    # float64 input is converted in 16 MiB chunks, never as a full float32 copy
+    # float64 input is read block by block (or converted in 16 MiB chunks on the
+    # dense path), never as a full float32 copy
     import tracemalloc
 
+    import motiflab.zernike as zm
+
     X = np.random.default_rng(7).random((8000, 32, 32))  # 64 MiB float64
-    zernike_moments(X[:10])  # warm the basis cache
+    V = np.zeros((8000, 34, 34), np.float32)[:, 1:33, 1:33]  # strided float32 view, 32 MiB
+    X32 = X.astype(np.float32)
+    for warm in (X, V, X32):  # basis cache, numba compilation, per-thread work buffers
+        zernike_moments(warm)
+    # the per-thread work buffers are bounded, whatever N
+    assert zm._tls.mem.nbytes <= zm._BLOCK_BYTES
     tracemalloc.start()
     try:
         zernike_moments(X)
@@ -305,7 +313,6 @@ def test_memory_bounded_for_conversion_paths():
     finally:
         tracemalloc.stop()
     assert peak < 0.4 * X.nbytes  # a full float32 copy would be 0.5x
-    V = np.zeros((8000, 34, 34), np.float32)[:, 1:33, 1:33]  # strided float32 view, 32 MiB
     tracemalloc.start()
     try:
         zernike_moments(V)
@@ -313,7 +320,6 @@ def test_memory_bounded_for_conversion_paths():
     finally:
         tracemalloc.stop()
     assert peak < 0.8 * 8000 * 32 * 32 * 4  # chunked, not reshaped into a full copy
-    X32 = X.astype(np.float32)
     tracemalloc.start()
     try:
         zernike_moments(X32)
@@ -321,3 +327,217 @@ def test_memory_bounded_for_conversion_paths():
     finally:
         tracemalloc.stop()
     assert peak < 3 * 8000 * 66 * 4  # only the (N, 66) result
+
+
+# --------------------------------------------------------------------------- symmetry-adapted transform
+def _force_d4(monkeypatch):
+    import motiflab.zernike as zm
+
+    monkeypatch.setattr(zm, "_D4_MIN_PIXELS", 0)
+    monkeypatch.setattr(zm, "_D4_MIN_P", 0)
+    return zm
+
+
+def _reference(X, P, n_max):
+    """float64 dense product with the float64 basis."""
+    import motiflab.zernike as zm
+
+    return X.reshape(len(X), -1).astype(np.float64) @ zm._basis64(P, n_max)[0]
+
+
+def _basis_or_skip(P, n_max):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ill-conditioned small patches are still exact
+        try:
+            return zernike_basis(P, n_max, np.float64)
+        except MotifLabError:
+            pytest.skip(f"no basis for P={P}, n_max={n_max}")
+
+
+@pytest.mark.parametrize("P", [9, 12, 16, 21, 32, 33, 64])
+@pytest.mark.parametrize("n_max", range(13))
+def test_d4_transform_matches_dense_product(P, n_max):
+    import motiflab.zernike as zm
+
+    _basis_or_skip(P, n_max)
+    plan = zm._d4_plan(P, n_max)
+    assert plan is not None
+    J = (n_max + 1) * (n_max + 2) // 2
+    rng = np.random.default_rng(P * 100 + n_max)
+    X = rng.standard_normal((37, P, P)) * 50 + 100
+    for dt in (np.float32, np.float64, np.int16, np.uint8):
+        Xd = X.astype(dt)
+        ref = _reference(Xd, P, n_max)
+        A = zm._project_d4(Xd.reshape(37, -1), plan, P, J)
+        assert A.dtype == np.float32 and A.shape == (37, J)
+        err = np.abs(A - ref).max() / np.abs(ref).max()
+        assert err < 1e-5, (dt, err)
+    # and far fewer multiply-adds than the dense product (7x for large patches)
+    if P >= 32 and n_max == 10:
+        assert plan.flops * 6 < 2 * P * P * J
+
+
+def test_d4_grouping_covers_each_function_once():
+    import motiflab.zernike as zm
+
+    for P, n_max in ((16, 10), (21, 10), (32, 10), (33, 12), (64, 10), (24, 0), (24, 3)):
+        plan = zm._d4_plan(P, n_max)
+        J = (n_max + 1) * (n_max + 2) // 2
+        assert sorted(plan.order.tolist()) == list(range(J))  # each OSA column exactly once
+        cols = []
+        for g0, g1, parts in plan.groups:
+            assert len(parts) == 1  # D4-symmetric basis: every function lives in one block
+            blk, W = parts[0]
+            assert W.shape == (plan.sizes[blk], g1 - g0)
+            assert W.dtype == np.float32 and not W.flags.writeable
+            cols += list(range(g0, g1))
+        assert cols == list(range(J))  # the groups tile the grouped output
+        if n_max >= 4:
+            # the six component blocks (ee+, ee-, oo+, oo-, oe, eo) each feed their own group
+            assert sorted(parts[0][0] for _, _, parts in plan.groups) == list(range(6))
+        # the D4 orbits split the quadrant's inside points (diagonal counted once)
+        n_orb, n_quad = plan.sizes[0], plan.sizes[4]
+        diag = np.sum(plan.orb_a == plan.orb_b)
+        assert 2 * n_orb - diag == n_quad == plan.h ** 2 - plan.q_out.size
+
+
+@pytest.mark.parametrize("P", [16, 33])
+def test_d4_block_usage_is_read_off_the_basis(monkeypatch, P):
+    # nothing assumes which function is symmetric how: a basis function that
+    # breaks the mirror symmetry is simply given more component blocks, and the
+    # transform stays exact
+    import motiflab.zernike as zm
+
+    B, w = zm._basis64(P, 4)
+    Bbad = B.copy()
+    Bbad[(P // 2) * P + P // 2 + 1, 3] += 0.1  # one pixel inside the disk
+    monkeypatch.setattr(zm, "_basis64", lambda P_, n_: (Bbad, w))
+    good, bad = zm._d4_plan(P, 4), zm._d4_plan.__wrapped__(P, 4)
+    assert bad.flops > good.flops and len(bad.groups) > len(good.groups)
+    assert max(len(parts) for _, _, parts in bad.groups) > 1
+    X = np.random.default_rng(11).standard_normal((20, P, P))
+    ref = X.reshape(20, -1) @ Bbad
+    assert np.abs(zm._project_d4(X.reshape(20, -1), bad, P, 15) - ref).max() < 1e-5 * np.abs(ref).max()
+
+
+def test_d4_falls_back_to_dense_without_symmetry(monkeypatch):
+    import motiflab.zernike as zm
+
+    rho, theta, inside = zm._grid(16)
+    lopsided = inside.copy()
+    lopsided[0, 0] = True  # one corner pixel counted inside, its mirror images not
+    monkeypatch.setattr(zm, "_grid", lambda P: (rho, theta, lopsided))
+    with pytest.warns(RuntimeWarning, match="not D4-symmetric"):
+        assert zm._d4_plan.__wrapped__(16, 4) is None
+
+
+def test_d4_path_is_taken_and_agrees_with_dense(monkeypatch):
+    import motiflab.zernike as zm
+
+    X = np.random.default_rng(8).standard_normal((6000, 32, 32)).astype(np.float32)
+    seen = {}
+    orig = zm._project_d4
+
+    def spy(*a):
+        seen["d4"] = True
+        return orig(*a)
+
+    monkeypatch.setattr(zm, "_project_d4", spy)
+    A = zernike_moments(X)
+    assert seen.get("d4")  # large stacks take the symmetry-adapted path by default
+    ref = _reference(X, 32, 10)
+    assert np.abs(A - ref).max() < 1e-5 * np.abs(ref).max()
+    # small stacks keep the dense product
+    seen.clear()
+    zernike_moments(X[:100])
+    assert not seen
+
+
+def test_d4_layouts_and_dtypes(monkeypatch):
+    _force_d4(monkeypatch)
+    rng = np.random.default_rng(9)
+    big = (rng.random((301, 40, 40)) * 1000).astype(np.float64)
+    X = big[:, 4:36, 4:36]  # strided 3-D view
+    ref = _reference(np.ascontiguousarray(X), 32, 10)
+    tol = 1e-5 * np.abs(ref).max()
+    cases = {
+        "view": X,
+        "copy": np.ascontiguousarray(X),
+        "float32 view": big.astype(np.float32)[:, 4:36, 4:36],
+        "flipped": np.flip(X, axis=1)[:, ::-1],  # negative strides, same patches
+        "2-D every other row": np.repeat(np.ascontiguousarray(X).reshape(301, -1), 2, axis=0)[::2],
+        "2-D column slice": np.ascontiguousarray(np.concatenate([X.reshape(301, -1), X.reshape(301, -1)], 1))[:, :1024],
+        "big-endian": np.ascontiguousarray(X).astype(">f8"),
+        "int32": np.ascontiguousarray(X).astype(np.int32),
+        "uint16": np.ascontiguousarray(X).astype(np.uint16),
+        "float16": np.ascontiguousarray(X).astype(np.float16),
+        "every other patch": np.repeat(np.ascontiguousarray(X), 2, axis=0)[::2],
+    }
+    for name, Y in cases.items():
+        exact = _reference(np.asarray(Y, dtype=np.float64), 32, 10)
+        A = zernike_moments(Y)
+        assert np.abs(A - exact).max() < tol, name
+    # a view and its copy take the same blocks: bit-identical results
+    np.testing.assert_array_equal(zernike_moments(X), zernike_moments(np.ascontiguousarray(X)))
+    np.testing.assert_array_equal(zernike_moments(X.astype(np.float32)),
+                                  zernike_moments(X.astype(np.float32).reshape(301, -1)))
+
+
+@pytest.mark.parametrize("P", [24, 31, 64])
+def test_d4_rotinv_exact_under_rot90_and_flips(monkeypatch, P):
+    _force_d4(monkeypatch)
+    X = np.random.default_rng(10).random((40, P, P)).astype(np.float32)
+    f0 = zernike_moments(X, rotinv=True)
+    scale = np.abs(f0).max()
+    for k in (1, 2, 3):
+        fk = zernike_moments(np.ascontiguousarray(np.rot90(X, k, axes=(1, 2))), rotinv=True)
+        assert np.abs(fk - f0).max() / scale < 1e-5
+    fT = zernike_moments(np.ascontiguousarray(X.transpose(0, 2, 1)), rotinv=True)  # x <-> y mirror
+    assert np.abs(fT - f0).max() / scale < 1e-5
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_d4_nan_and_inf_anywhere_are_caught(monkeypatch, dt):
+    _force_d4(monkeypatch)
+    P = 32
+    X = np.zeros((50, P, P), dt)
+    for idx, bad in (((3, 0, 0), np.nan), ((7, 0, 31), np.inf), ((11, 16, 16), -np.inf), ((13, 31, 2), np.nan),
+                     ((17, 2, 16), np.inf)):
+        Y = X.copy()
+        Y[idx] = bad
+        with pytest.raises(MotifLabError, match=f"index {idx[0]}"):
+            zernike_moments(Y)
+    # +inf and -inf that cancel in a butterfly still end up as NaN
+    Y = X.copy()
+    Y[5, 0, 0], Y[5, 31, 31] = np.inf, -np.inf
+    with pytest.raises(MotifLabError, match="index 5"):
+        zernike_moments(Y)
+
+
+def test_d4_threads_and_blas_setting(monkeypatch):
+    # concurrent callers get correct results, and the caller's BLAS thread count is restored
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    _force_d4(monkeypatch)
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    rng = np.random.default_rng(12)
+    stacks = [rng.standard_normal((500 + 37 * k, 32, 32)).astype(np.float32) for k in range(4)]
+    refs = [_reference(X, 32, 10) for X in stacks]
+    errs = []
+
+    def run(k):
+        for _ in range(3):
+            A = zernike_moments(stacks[k])
+            errs.append(np.abs(A - refs[k]).max() / np.abs(refs[k]).max())
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errs) == 12 and max(errs) < 1e-5
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before

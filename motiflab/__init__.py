@@ -27,13 +27,17 @@ if "NUMBA_CACHE_DIR" not in os.environ and not os.access(os.path.dirname(__file_
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.path.expanduser("~"), ".cache", "motiflab-numba")
 
 # The pipeline alternates numba's OpenMP kernels with OpenBLAS products (the
-# kNN search does both for every cell). With GNU OpenMP's default active wait,
-# idle OpenMP threads spin for a while after each kernel and take the cores
-# from the BLAS threads: on 2 cores the 34k-point kNN search took 5.2 s
-# instead of 1.1 s, and a 34k x 66 PCA 0.95 s instead of 0.01 s. Passive
-# waiting costs the FR layout nothing measurable. The user's own setting wins;
-# it must be set before the OpenMP runtime starts (the first parallel kernel).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# kNN search does both for every cell). By default idle OpenMP threads spin
+# for a long while after each kernel (GNU: 300k spins; LLVM/Intel: 200 ms) and
+# take the cores from the BLAS threads: on 2 cores the 34k-point kNN search
+# took 5.2 s instead of 1.1 s, a 34k x 66 PCA 0.95 s instead of 0.01 s. A short
+# spin keeps both: BLAS gets the cores back at once, and back-to-back kernels
+# (the FR layout's iterations) still find their threads awake (2-15 us per
+# launch; fully passive waiting costs 110-160 us per launch on these VMs).
+# Must be set before the OpenMP runtime starts; the user's own settings win.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+    os.environ.setdefault("KMP_BLOCKTIME", "1")
 
 _LAZY = {
     # function / class -> module

@@ -232,22 +232,8 @@ class Explorer:
                 on(f"stage{i}_{f}", float)
         on("patch_size", int)
         patch_auto.on_click(lambda _b: self._control_changed("patch_size", "auto"))
-        strength.observe(lambda ch: None if strength_auto.value else
-                         self._control_changed("smoothing_strength", float(ch["new"])), names="value")
-
-        def strength_toggle(ch):
-            strength.disabled = ch["new"]
-            self._control_changed("smoothing_strength", None if ch["new"] else float(strength.value))
-
-        strength_auto.observe(strength_toggle, names="value")
-        gran.observe(lambda ch: None if gran_auto.value else
-                     self._control_changed("min_cluster_size", int(ch["new"])), names="value")
-
-        def gran_toggle(ch):
-            gran.disabled = ch["new"]
-            self._control_changed("min_cluster_size", None if ch["new"] else int(gran.value))
-
-        gran_auto.observe(gran_toggle, names="value")
+        self._link_auto(strength, strength_auto, "smoothing_strength", float)
+        self._link_auto(gran, gran_auto, "min_cluster_size", int)
 
         tabs = {
             "Columns": W.VBox([smoothing, W.HBox([strength, strength_auto]), threshold]),
@@ -284,6 +270,17 @@ class Explorer:
                              layout=W.Layout(width="100%"))
         self.widget.add_class("motiflab-explorer")
         return True
+
+    def _link_auto(self, slider, auto, param, cast):
+        """A slider with an "auto" checkbox: while ticked, ``param`` is None (chosen by the core)."""
+        slider.observe(lambda ch: None if auto.value else self._control_changed(param, cast(ch["new"])),
+                       names="value")
+
+        def toggle(ch):
+            slider.disabled = ch["new"]
+            self._control_changed(param, None if ch["new"] else cast(slider.value))
+
+        auto.observe(toggle, names="value")
 
     def _build_curation(self, W):
         self.assign_target = W.Dropdown(options=[("new motif", "new")], value="new", description="assign to",

@@ -16,7 +16,6 @@ import shutil
 
 import pytest
 
-ARTIFACTS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts"))
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -32,9 +31,9 @@ def chromium_path():
 
 
 @pytest.fixture(scope="session")
-def artifacts():
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    return ARTIFACTS
+def artifacts(artifacts_dir):
+    """Screenshot folder (the suite-wide ``artifacts_dir`` of tests/conftest.py)."""
+    return os.path.abspath(artifacts_dir)
 
 
 @pytest.fixture(scope="module")

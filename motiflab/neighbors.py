@@ -26,6 +26,7 @@ import math
 import numba
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from .errors import MotifLabError
 
@@ -101,10 +102,11 @@ def _push_block(G, sqm, qidx, midx, hd, hi):
     squared distance (the query's own norm is a constant).  Queries within a
     block are distinct, so rows are updated without races; a member reaches a
     query at most once over all blocks, so no duplicate check is needed.
-    Members are scanned in chunks whose minimum is compared with the current
-    worst candidate first -- a vectorisable filter that skips almost every
-    chunk once the list is full.  (fastmath only changes how each chunk
-    minimum is computed, identically for every thread count.)
+    Members are scanned in chunks; a vectorised count of the entries better
+    than the current worst candidate skips almost every chunk once the list
+    is full.  (fastmath only changes how ``sqm - 2 G`` is evaluated in that
+    filter, identically for every thread count; the insertion recomputes it
+    the same way.)
     """
     nq, nm = G.shape
     kk = hd.shape[1]
@@ -113,11 +115,12 @@ def _push_block(G, sqm, qidx, midx, hd, hi):
         worst = hd[i, kk - 1]
         for b0 in range(0, nm, _CHUNK):
             b1 = min(nm, b0 + _CHUNK)
-            vmin = np.float32(np.inf)
+            # count (not min: numba's min/select reductions stay scalar) the
+            # entries better than the worst candidate; compare+add vectorises
+            better = 0
             for b in range(b0, b1):
-                v = sqm[b] - np.float32(2.0) * G[a, b]
-                vmin = min(vmin, v)
-            if not vmin < worst:
+                better += np.int32(sqm[b] - np.float32(2.0) * G[a, b] < worst)
+            if better == 0:
                 continue
             for b in range(b0, b1):
                 v = sqm[b] - np.float32(2.0) * G[a, b]
@@ -291,12 +294,29 @@ def _ivf_knn(X, k, random_state, n_cells=None, n_probe=16, n_lloyd=2, extra=5):
     sq = np.einsum("ij,ij->i", X, X, dtype=np.float64).astype(np.float32)
     kk = min(n - 1, k + extra)
     hd, hi = _new_lists(n, kk)
-    for c in range(C):
-        M = morder[mstart[c]:mstart[c + 1]]
-        Q = qpts[qstart[c]:qstart[c + 1]]
-        if M.size == 0 or Q.size == 0:
-            continue
-        _push_block(X[Q] @ X[M].T, sq[M], Q, M.astype(np.int64), hd, hi)
+    # Members stored cell by cell (a slice per cell, no gather); the query rows
+    # and the dot products go to buffers reused for every cell, so the loop
+    # does not page-fault fresh memory ~200 times.
+    Xm = X[morder]
+    sqm = sq[morder]
+    morder = morder.astype(np.int64)
+    qmax = int(np.diff(qstart).max(initial=0))
+    mmax = int(np.diff(mstart).max(initial=0))
+    qbuf = np.empty((qmax, dim), dtype=np.float32)
+    gbuf = np.empty(qmax * mmax, dtype=np.float32)
+    # One BLAS thread: the products are small (~3000 x 66 x 200), and idle
+    # OpenBLAS workers spin after each one, taking the cores from the
+    # threaded merge that follows it (measured: merge 0.44 s -> 0.12 s at 34k).
+    with threadpool_limits(1, user_api="blas"):
+        for c in range(C):
+            m0, m1 = mstart[c], mstart[c + 1]
+            Q = qpts[qstart[c]:qstart[c + 1]]
+            if m1 == m0 or Q.size == 0:
+                continue
+            Xq = np.take(X, Q, axis=0, out=qbuf[:Q.size])
+            G = gbuf[: Q.size * (m1 - m0)].reshape(Q.size, m1 - m0)
+            np.matmul(Xq, Xm[m0:m1].T, out=G)
+            _push_block(G, sqm[m0:m1], Q, morder[m0:m1], hd, hi)
     return _done(X, hi, k)
 
 

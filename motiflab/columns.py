@@ -138,9 +138,13 @@ def estimate_spacing(image) -> float:
     sub = sub - sub.mean()
     # suppress pixel noise so the autocorrelation is not dominated by its delta at 0
     sub = ndimage.gaussian_filter(sub, 1.0)
-    f = sfft.rfft2(sub, s=(2 * ch, 2 * cw), workers=-1)
-    ac = sfft.irfft2(np.abs(f) ** 2, s=(2 * ch, 2 * cw), workers=-1)
-    ac = sfft.fftshift(ac)
+    # zero padding ≥ the lags used (rmax < ch/3) avoids wrap-around; a fast length
+    # keeps pocketfft off its slow prime-factor path for odd crop sizes
+    sy = sfft.next_fast_len(ch + ch // 2, real=True)
+    sx = sfft.next_fast_len(cw + cw // 2, real=True)
+    f = sfft.rfft2(sub, s=(sy, sx), workers=-1)
+    ac = sfft.irfft2(f.real**2 + f.imag**2, s=(sy, sx), workers=-1)
+    ac = np.roll(ac, (ch, cw), axis=(0, 1))  # lag 0 at (ch, cw)
     cy, cx = ch, cw
     rmax = int(min(ch, cw) // 3)
     yy, xx = np.indices((2 * rmax + 1, 2 * rmax + 1))
@@ -208,14 +212,18 @@ def _svd_kernel(img: np.ndarray, window: int, rank: int | None, noise: float = 0
     k = window
     x = img - img.mean()
     h, w = x.shape
-    # autocorrelation R(δ) = Σ_p x[p] x[p+δ] for |δ| < k, via zero-padded FFT
-    f = sfft.rfft2(x, s=(h + k, w + k), workers=-1)
-    ac = sfft.irfft2(f * np.conj(f), s=(h + k, w + k), workers=-1)
+    # autocorrelation R(δ) = Σ_p x[p] x[p+δ] for |δ| < k, via zero-padded FFT; any
+    # padding ≥ k avoids wrap-around, so round up to a fast length (2048 + 13 =
+    # 3²·229 would take pocketfft's slow prime path: 0.40 s vs 0.14 s at 2160)
+    sy = sfft.next_fast_len(h + k, real=True)
+    sx = sfft.next_fast_len(w + k, real=True)
+    f = sfft.rfft2(x, s=(sy, sx), workers=-1)
+    ac = sfft.irfft2(f.real**2 + f.imag**2, s=(sy, sx), workers=-1)
     # window covariance C[a, b] = R(b - a) for offsets a, b in the k×k window
     oy, ox = np.divmod(np.arange(k * k), k)
     dy = oy[None, :] - oy[:, None]
     dx = ox[None, :] - ox[:, None]
-    C = ac[dy % (h + k), dx % (w + k)]
+    C = ac[dy % sy, dx % sx]
     C = 0.5 * (C + C.T)
     evals, evecs = np.linalg.eigh(C)
     evals, evecs = evals[::-1], evecs[:, ::-1]

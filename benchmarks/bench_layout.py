@@ -26,9 +26,9 @@ Sections and rows (per N):
   (ForceGraph8's; N <= 20k), with the recall of the approximate methods.
 * ``layout per-iteration``: seconds per iteration of the relaxation only
   (motiflab ``timings_["layout"] / n_iter``, best of 3 on the cached graph for
-  N <= 20k; umap-learn's
-  ``optimize_layout_euclidean`` and ForceGraph8's ``optimize_layout`` timed by a
-  wrapper, divided by the epochs).  ``motiflab`` (all threads) is compared with
+  N <= 20k, of 2 above; ForceGraph8's ``optimize_layout``, best of as many fits
+  (3 for N <= 20k); umap-learn's ``optimize_layout_euclidean``, one fit each;
+  the peers' functions are timed by a wrapper and divided by the epochs).  ``motiflab`` (all threads) is compared with
   unseeded UMAP (all threads), ``motiflab 1 thread`` with seeded UMAP (1 thread).
   The notes of the 1-thread row say whether its layout is bit-identical to the
   multithreaded one.
@@ -203,8 +203,9 @@ def _case(N, umap, umap_mod, fr_mod, warm, fg8_model):
              notes=f"kNN {tm['knn']:.2f}s + graph {tm['graph']:.2f}s + layout {tm['layout']:.2f}s; "
                    f"{threads} threads; snapshots {L.snapshots_.shape[0]} frames")
     out.append(ml)
-    # per-iteration: best of a few relaxations on the cached graph (the machine is shared)
-    reps = 3 if N <= 20_000 else 1
+    # per-iteration: best of a few relaxations on the cached graph, and best of as many
+    # ForceGraph8 runs: the machine is shared, and noise only ever adds time
+    reps = 3 if N <= 20_000 else 2
     per_ml = tm["layout"] / N_ITER
     for _ in range(reps - 1):
         Lr = FRLayout(n_iter=N_ITER, random_state=SEED).fit(X, graph=L.graph_)
@@ -228,17 +229,20 @@ def _case(N, umap, umap_mod, fr_mod, warm, fg8_model):
     if fr_mod is not None and fg8_model.get("per_point_s") is not None:
         predicted = fg8_model["per_point_s"] * N * N_ITER + fg8_model["knn_s_per_n2"] * N * N
     if fr_mod is not None and (predicted is None or predicted <= FG8_LIMIT_S):
-        fg = fr_mod.ForceGraph8(n_neighbors=10, metric="euclidean", num_negative_samples=5,
-                                num_iterations=N_ITER, force_params1=(0, 2, 1, 1),
-                                force_params2=(2, 5, 5, 1), random_state=SEED)
-        with _Timer(fr_mod, "optimize_layout") as tmr, contextlib.redirect_stdout(io.StringIO()):
-            t_fg, mb_fg, _ = _measure(lambda: fg.fit(X))
-        per_fg = tmr.seconds / N_ITER
-        fg8_model["per_point_s"] = tmr.seconds / (N * N_ITER)
-        fg8_model["knn_s_per_n2"] = max(0.0, t_fg - tmr.seconds) / (N * N)
+        t_fg = opt_s = float("inf")
+        for _ in range(reps if N <= 20_000 else 1):
+            fg = fr_mod.ForceGraph8(n_neighbors=10, metric="euclidean", num_negative_samples=5,
+                                    num_iterations=N_ITER, force_params1=(0, 2, 1, 1),
+                                    force_params2=(2, 5, 5, 1), random_state=SEED)
+            with _Timer(fr_mod, "optimize_layout") as tmr, contextlib.redirect_stdout(io.StringIO()):
+                t, mb_fg, _ = _measure(lambda: fg.fit(X))
+            t_fg, opt_s = min(t_fg, t), min(opt_s, tmr.seconds)
+        per_fg = opt_s / N_ITER
+        fg8_model["per_point_s"] = opt_s / (N * N_ITER)
+        fg8_model["knn_s_per_n2"] = max(0.0, t_fg - opt_s) / (N * N)
         out.append(Row(SECTION, case, "motif-learn ForceGraph8", t_fg, mb_fg,
                        quality=f"ARI={_ari(fg.y, y):.3f}",
-                       notes=f"optimize_layout {tmr.seconds:.1f}s; serial numba"))
+                       notes=f"optimize_layout {opt_s:.1f}s (best of {reps if N <= 20_000 else 1}); serial numba"))
     elif fr_mod is not None:
         ml.notes += f"; ForceGraph8 skipped (predicted {predicted:.0f} s > {FG8_LIMIT_S:.0f} s)"
         ml.ref = None

@@ -2,11 +2,11 @@
 
 Rows:
 - ``import motiflab`` time (fresh interpreter);
-- motiflab per stage and total, warm (kernels compiled, in this process) and cold (a fresh
-  process: includes imports and loading numba's on-disk cache, no compilation after the
-  first run ever);
+- motiflab per stage and total, warm (kernels compiled, in this process; best of ``REPS``
+  runs at 2048²) and cold (a fresh process: includes imports and loading numba's on-disk
+  cache, no compilation after the first run ever);
 - the peer: the same columns and patches → Zernike moments (motif-learn ``ZPs``) → umap-learn
-  ``UMAP`` (seeded, hence single-threaded) → HDBSCAN;
+  ``UMAP`` (seeded, hence single-threaded) → HDBSCAN, best of ``REPS`` runs as well;
 - slider response: one force-schedule change → new layout + labels through the cached analysis.
 
 Run: ``python benchmarks/bench_pipeline.py [--quick]``.
@@ -22,6 +22,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import PeakRSS, Row, finish, format_table, machine_notes  # noqa: E402
+
+#: warm runs of each pipeline at 2048² (ours and the peer alike); the best counts
+REPS = 3
 
 
 def _image(side, seed=0):
@@ -87,30 +90,41 @@ def rows(quick=False):
         case = f"{side}² image"
         # warm: compile once on a small image so kernels are in memory
         motiflab.Analysis(_image(256, 1).image, n_iter=20).run()
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            an = motiflab.Analysis(sim.image).run()
-            total = time.perf_counter() - t0
+        # best of REPS runs, here and for the peer: the machine is shared and noise only adds time
+        reps = REPS if side <= 2048 else 1
+        total = np.inf
+        for _ in range(reps):
+            with PeakRSS() as mem:
+                t0 = time.perf_counter()
+                a = motiflab.Analysis(sim.image).run()
+                dt = time.perf_counter() - t0
+            if dt < total:
+                total, an = dt, a
         n = len(an.positions)
         case = f"{side}² image, {n // 1000}k columns"
         ari = _ari(sim, an, an.motifs.labels)
         stages = ", ".join(f"{s} {dt:.2f}" for s, dt in an.log)
         out.append(Row("end-to-end", case, "motiflab (warm)", total, mem.mb, quality=f"ARI={ari:.3f}",
-                       notes=stages))
+                       notes=stages + f" (best of {reps})"))
         path = f"/tmp/motiflab_bench_{side}.npy"
         np.save(path, sim.image)
         out.append(Row("end-to-end", case, "motiflab (cold process)", cold_run(path),
                        notes="fresh interpreter: imports + on-disk numba cache, no compile"))
         if side <= 2048:
-            with PeakRSS() as mem:
-                t0 = time.perf_counter()
-                tp, labels = peer_pipeline(an)
-                peer_total = time.perf_counter() - t0
+            peer_total = np.inf
+            for _ in range(reps):
+                with PeakRSS() as mem:
+                    t0 = time.perf_counter()
+                    tpr, lab = peer_pipeline(an)
+                    dt = time.perf_counter() - t0
+                if dt < peer_total:
+                    peer_total, tp, labels = dt, tpr, lab
             # the peer reuses motiflab's columns/patches: add their time for a fair total
             shared = sum(dt for s, dt in an.log if s in ("columns", "patch_size", "patches"))
             out.append(Row("end-to-end", case, "Zernike+UMAP+HDBSCAN", peer_total + shared, mem.mb,
                            quality=f"ARI={_ari(sim, an, labels):.3f}",
-                           notes=", ".join(f"{k} {v:.2f}" for k, v in tp.items()) + f", columns+patches {shared:.2f}"))
+                           notes=", ".join(f"{k} {v:.2f}" for k, v in tp.items()) + f", columns+patches {shared:.2f}"
+                           + f" (best of {reps})"))
             out[-3].ref = "Zernike+UMAP+HDBSCAN"
     # slider response through the cached analysis
     for side in ([640] if quick else [768, 2300]):

@@ -93,15 +93,17 @@ def _box_select(pg, emb, labels):
     lo, hi = _pick_box(emb, labels)
     (x0, y0), (x1, y1) = pg.evaluate("([a, b]) => _ml.toPage('embedding', a, b)",
                                      [[lo[0], hi[0]], [hi[1], lo[1]]])
+    # the rectangle that is dragged, in data units (pixel rounding included); taken
+    # before the drag: measured after it, the page-to-data mapping had moved (1.6 data
+    # units in x on one layout) while Bokeh had selected exactly the dragged box
+    d0 = pg.evaluate("([x, y]) => _ml.toData('embedding', x, y)", [x0, y0])
+    d1 = pg.evaluate("([x, y]) => _ml.toData('embedding', x, y)", [x1, y1])
     pg.mouse.move(x0, y0)
     pg.mouse.down()
     pg.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
     pg.mouse.move(x1, y1, steps=4)
     pg.mouse.up()
     pg.wait_for_timeout(400)
-    # the rectangle that was actually dragged, in data units (pixel rounding included)
-    d0 = pg.evaluate("([x, y]) => _ml.toData('embedding', x, y)", [x0, y0])
-    d1 = pg.evaluate("([x, y]) => _ml.toData('embedding', x, y)", [x1, y1])
     bx = sorted([d0[0], d1[0]])
     by = sorted([d0[1], d1[1]])
     expected = np.flatnonzero((emb[:, 0] >= bx[0]) & (emb[:, 0] <= bx[1]) & (emb[:, 1] >= by[0]) & (emb[:, 1] <= by[1]))

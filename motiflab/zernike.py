@@ -532,10 +532,20 @@ def _d4_components(X, start, stop, P, jq, qoff, orb_a, orb_b, q_out, n_quad, cb,
         # the result as in the dense product (NaN * 0 = NaN). qe holds the sum of
         # the four images of every quadrant point, those outside the disk included;
         # the flag goes into ee+ (used by the (0, 0) moment, so by a group).
-        z = np.float32(0.0)
-        for k in range(q_out.size):
-            z += qe[u(q_out[k])] * np.float32(0.0)
-        cb[u(b0)] += z
+        # Four running sums: one chain of dependent adds cost ~8 % of the kernel.
+        z0 = z1 = z2 = z3 = np.float32(0.0)
+        n_out = q_out.size
+        k = 0
+        while k + 4 <= n_out:
+            z0 += qe[u(q_out[k])] * np.float32(0.0)
+            z1 += qe[u(q_out[k + 1])] * np.float32(0.0)
+            z2 += qe[u(q_out[k + 2])] * np.float32(0.0)
+            z3 += qe[u(q_out[k + 3])] * np.float32(0.0)
+            k += 4
+        while k < n_out:
+            z0 += qe[u(q_out[k])] * np.float32(0.0)
+            k += 1
+        cb[u(b0)] += (z0 + z1) + (z2 + z3)
 
 
 @numba.njit(nogil=True, cache=True)

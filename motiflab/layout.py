@@ -355,9 +355,9 @@ def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, bl
     ``_SAMPLE_BLOCK`` vertices into ``px, py`` (positions) and ``pr``
     (indices); a vertex sums over the first ``n_neg[i]`` of them
     (:func:`_sample_sum_e`), skipping itself and, if ``check_nbrs``, its
-    graph neighbours.  One compiled
-    function serves the serial and the threaded step, so a vertex's update is
-    the same machine code, and the same bits, whatever the thread count.
+    graph neighbours.  One compiled function serves the serial and the
+    threaded step, so a vertex's update is the same machine code, and the
+    same bits, whatever the thread count.
 
     The paper's two stages get their own copy of the loop with the exponents,
     the force form and the neighbour check as constants (~15 % faster than one

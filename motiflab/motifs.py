@@ -110,8 +110,8 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
         Labels 0..K−1 by decreasing size, −1 for noise.
     """
     # fast_hdbscan (Boruvka MST on a kd-tree, numba, cached on disk): the same
-    # HDBSCAN* clusters as scikit-learn's HDBSCAN, whose O(n^2) Prim MST took
-    # 0.45-0.7 s on a 10k subsample against 0.15-0.2 s here
+    # HDBSCAN* algorithm as scikit-learn's, whose O(n^2) Prim MST took 0.45-0.7 s on
+    # a 10k subsample against 0.15-0.2 s here; labels agree to ARI ~0.99 (ties)
     from fast_hdbscan import HDBSCAN
 
     Y = np.asarray(embedding, dtype=np.float64)

@@ -355,9 +355,11 @@ def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, bl
     ``_SAMPLE_BLOCK`` vertices into ``px, py`` (positions) and ``pr``
     (indices); a vertex sums over the first ``n_neg[i]`` of them
     (:func:`_sample_sum_e`), skipping itself and, if ``check_nbrs``, its
-    graph neighbours.  One compiled function serves the serial and the
-    threaded step, so a vertex's update is the same machine code, and the
-    same bits, whatever the thread count.
+    graph neighbours.  Only :func:`_fr_step` calls it, for every thread count
+    (one chunk when single-threaded), so a vertex's update is the same
+    machine code, and the same bits, however the vertices are split.  (A
+    separate serial caller would get its own inlined, differently optimised
+    copy; that broke the bit-identity in a fresh compile.)
 
     The paper's two stages get their own copy of the loop with the exponents,
     the force form and the neighbour check as constants (~15 % faster than one
@@ -381,7 +383,8 @@ def _fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha,
              beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
     """One synchronous FR iteration over all vertices, threaded.
 
-    The vertices are cut into one contiguous range per thread; vertex ``i``
+    The vertices are cut into one contiguous range per ``scratch`` row (one per
+    thread, or a single one for small inputs and single-threaded runs); vertex ``i``
     reads ``Y`` and writes only ``Ynew[i]``, and the negative samples of its
     block come from splitmix64 seeded by ``(seed, it, i // _SAMPLE_BLOCK)``.
     Hence the result does not depend on how the vertices are split between
@@ -401,18 +404,8 @@ def _fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha,
                       scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
 
 
-@numba.njit(cache=True)
-def _fr_step_serial(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                    beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
-    """Serial twin of :func:`_fr_step` (calls the same :func:`_update_range`: bit-identical)."""
-    key_it = _mix64(np.uint64(seed) ^ _mix64(np.uint64(it) + _GOLDEN))
-    _update_range(0, Y.shape[0], Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
-                  scratch[0, 0], scratch[0, 1], scratch[0, 2], scratch[0, 3], scratch[0, 4], iscratch[0])
-
-
-#: Below this many points one iteration is a fraction of a millisecond and the
-#: serial kernel is faster than the threaded one.
+#: Below this many points one iteration is a fraction of a millisecond and one
+#: chunk on one thread beats splitting the vertices between threads.
 SERIAL_MAX_POINTS = 2000
 
 
@@ -867,12 +860,17 @@ class FRLayout(TransformerMixin, BaseEstimator):
         # below ~800 points for k = 10); elsewhere the search costs more than
         # the rare, harmless extra repulsion it prevents.
         check_nbrs = bool(g.nnz > 0.02 * n * n)
-        step = _fr_step_serial if (n <= SERIAL_MAX_POINTS or numba.get_num_threads() == 1) else _fr_step
-        # one gather buffer per thread, as long as the longest CSR row / sample count
+        # one chunk of vertices (and one gather buffer, as long as the longest CSR
+        # row / sample count) per thread; a single chunk for small inputs
+        threads = numba.get_num_threads()
+        chunks = 1 if n <= SERIAL_MAX_POINTS else threads
+        # a single chunk runs with the other threads switched off for the call: idle
+        # OpenMP workers in the launch made 1.5k-point iterations 2.4x slower
+        one_thread = chunks == 1 and threads > 1
         width = int(max(np.diff(indptr).max(initial=0), n_neg.max(initial=0), 1))
         width = (width + 7) & ~7  # the force loops pad to a multiple of 8
-        scratch = np.zeros((numba.get_num_threads(), 5, width), dtype=np.float32)
-        iscratch = np.zeros((numba.get_num_threads(), width), dtype=np.int64)
+        scratch = np.zeros((chunks, 5, width), dtype=np.float32)
+        iscratch = np.zeros((chunks, width), dtype=np.int64)
         # samples drawn per block of vertices: as many as its most demanding vertex needs
         nb = -(-n // _SAMPLE_BLOCK)
         blk_cnt = np.zeros(nb * _SAMPLE_BLOCK, np.int64)
@@ -891,11 +889,17 @@ class FRLayout(TransformerMixin, BaseEstimator):
                 m_int = _int_exponent(stage.m)
                 for t in range(cnt):
                     lr = float(stage.learning_rate) * float(fac[t])
-                    step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
-                         f32(stage.alpha), float(stage.n), n_int,
-                         f32(stage.beta), float(stage.m), m_int,
-                         float(kneg), f32(lr), max_step, unit, check_nbrs, np.uint64(seed), it,
-                         scratch, iscratch)
+                    if one_thread:
+                        numba.set_num_threads(1)
+                    try:
+                        _fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
+                                 f32(stage.alpha), float(stage.n), n_int,
+                                 f32(stage.beta), float(stage.m), m_int,
+                                 float(kneg), f32(lr), max_step, unit, check_nbrs, np.uint64(seed), it,
+                                 scratch, iscratch)
+                    finally:
+                        if one_thread:
+                            numba.set_num_threads(threads)
                     Y, Ynew = Ynew, Y
                     it += 1
                     if fi < len(its) and its[fi] == it:

@@ -97,7 +97,7 @@ def test_same_seed_identical_and_thread_independent(data, params, request, monke
     def fit(seed=7, **kw):
         return FRLayout(n_iter=60, random_state=seed, **params, **kw).fit_transform(X)
 
-    monkeypatch.setattr(layout_mod, "SERIAL_MAX_POINTS", 0)  # exercise the threaded kernel
+    monkeypatch.setattr(layout_mod, "SERIAL_MAX_POINTS", 0)  # split the vertices between threads
     a = fit()
     b = fit()
     assert np.array_equal(a, b)
@@ -116,7 +116,7 @@ def test_same_seed_identical_and_thread_independent(data, params, request, monke
     d = fit(n_jobs=1)
     assert np.array_equal(d, a)
     assert numba.get_num_threads() == old
-    # the serial kernel used for small inputs gives the same bits
+    # the single chunk used for small inputs gives the same bits
     monkeypatch.setattr(layout_mod, "SERIAL_MAX_POINTS", 10**9)
     e = fit()
     assert np.array_equal(e, a)

@@ -411,10 +411,11 @@ def test_d4_block_usage_is_read_off_the_basis(monkeypatch, P):
     import motiflab.zernike as zm
 
     B, w = zm._basis64(P, 4)
+    good = zm._d4_plan(P, 4)  # before the patch: run alone, the cache would be empty
     Bbad = B.copy()
     Bbad[(P // 2) * P + P // 2 + 1, 3] += 0.1  # one pixel inside the disk
     monkeypatch.setattr(zm, "_basis64", lambda P_, n_: (Bbad, w))
-    good, bad = zm._d4_plan(P, 4), zm._d4_plan.__wrapped__(P, 4)
+    bad = zm._d4_plan.__wrapped__(P, 4)
     assert bad.flops > good.flops and len(bad.groups) > len(good.groups)
     assert max(len(parts) for _, _, parts in bad.groups) > 1
     X = np.random.default_rng(11).standard_normal((20, P, P))

@@ -63,7 +63,6 @@ reads a cached stack faster than the kernel can fold it) and patches below
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import math
@@ -76,6 +75,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from ._blas import single_threaded_blas
 from .errors import MotifLabError
 
 __all__ = [
@@ -609,52 +609,12 @@ def _executor():
 
 
 def _forget_pool():  # a forked child has none of its parent's threads
-    global _pool, _blas_users, _blas_limiter
-    _pool, _blas_users, _blas_limiter = None, 0, None
+    global _pool
+    _pool = None
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
-
-_blas = None
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter = None
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """Run BLAS single-threaded inside: each worker runs its own small sgemms.
-
-    Threaded BLAS on the small per-block products is far slower than one thread
-    per block (its threads synchronise per call; 2-40x measured on 2 cores).
-    Counted, so that concurrent callers restore the caller's setting only once
-    the last of them is done.
-    """
-    global _blas, _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas is None:
-            try:
-                # numba's np.dot calls scipy's BLAS, which may be a library of its own:
-                # load it before threadpoolctl looks for the libraries to limit
-                import scipy.linalg.cython_blas  # noqa: F401
-                from threadpoolctl import ThreadpoolController
-
-                _blas = ThreadpoolController()
-            except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
-                _blas = False
-        if _blas_users == 0 and _blas:
-            _blas_limiter = _blas.limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-
 
 _tls = threading.local()
 
@@ -720,7 +680,7 @@ def _project_d4(flat: np.ndarray, plan: _D4Plan, P: int, J: int) -> np.ndarray:
                           plan.q_out, plan.sizes, plan.terms, plan.Wflat, nb2, cb, boff, G, base,
                           stride, A, s)
 
-    with _single_threaded_blas():
+    with single_threaded_blas():
         futures = [_executor().submit(work) for _ in range(n_workers - 1)]
         try:
             work()

@@ -247,3 +247,36 @@ def test_bad_graph(small):
         FRLayout(n_iter=5).fit(X, graph=sp.identity(10, format="csr"))
     with pytest.raises(MotifLabError, match="scipy.sparse"):
         FRLayout(n_iter=5).fit(X, graph=np.eye(600))
+
+
+def test_blas_before_the_relaxation_runs_on_one_thread(monkeypatch, small):
+    # An idle OpenBLAS worker spins for ~0.1 s after its last product and takes a core
+    # from the layout threads; the PCA start and a small exact k-NN search (the BLAS
+    # work right before the relaxation) must therefore run BLAS on one thread, and the
+    # caller's BLAS setting must be back afterwards.
+    import contextlib
+
+    from threadpoolctl import threadpool_info
+
+    import motiflab._blas as blas
+    import motiflab.layout as layout_mod
+    import motiflab.neighbors as neighbors_mod
+
+    entered = []
+    real = blas.single_threaded_blas
+
+    @contextlib.contextmanager
+    def recording():
+        with real():
+            entered.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+            yield
+
+    monkeypatch.setattr(layout_mod, "single_threaded_blas", recording)
+    monkeypatch.setattr(neighbors_mod, "single_threaded_blas", recording)
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    X, _ = small
+    L = FRLayout(n_iter=10, random_state=0).fit(X)
+    assert len(entered) == 2  # exact k-NN search, PCA start
+    assert all(set(t) <= {1} for t in entered)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+    np.testing.assert_array_equal(pca_init(X), L.snapshots_[0])

@@ -33,12 +33,12 @@ from .errors import MotifLabError
 
 __all__ = ["knn_graph", "fuzzy_graph", "EXACT_MAX_POINTS"]
 
-#: Largest N for which ``method="auto"`` uses the exact search.  Measured on a
-#: (shared, noisy) 2-core machine with an imbalanced 66-D Gaussian mixture:
-#: at N = 20 000 the exact blocked search (2.9 s) and the approximate one
-#: (3.2 s, recall 0.96) cost about the same; the exact search grows as N^2,
-#: the approximate one as N^1.5, so above this size "auto" switches
-#: (N = 100 000: approximate 10-12 s, recall 0.91).
+#: Largest N for which ``method="auto"`` uses the exact search, so graphs up to
+#: this size have recall 1.  Measured on a (shared, noisy) 2-core machine with an
+#: imbalanced 66-D Gaussian mixture at N = 20 000: exact 1.1-1.3 s, approximate
+#: 0.55 s at recall 0.96 (it was 2.9 s against 3.2 s when this limit was set;
+#: both searches have got faster since).  The exact search grows as N^2, the
+#: approximate one as N^1.5 (N = 100 000: approximate 3.7-4.3 s, recall 0.91).
 EXACT_MAX_POINTS = 20_000
 
 # Memory for one block of the distance matrix (float32 entries).

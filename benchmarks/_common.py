@@ -71,14 +71,33 @@ class PeakRSS:
         self.mb = self.peak - self.start
 
 
+#: Idle time before every timed call, in seconds. OpenBLAS leaves its worker
+#: threads spinning for 0.1-0.15 s after a threaded product (measured on this
+#: machine), and a spinning worker takes a core from whatever runs next: a 10k x
+#: 32^2 Zernike transform timed right after the previous row's threaded sgemm
+#: took 1.3-1.6x as long as after a pause. Every implementation, motiflab and
+#: peers alike, starts its timed calls after the same pause.
+SETTLE_S = 0.3
+
+
+def settle():
+    """Let the previous call's BLAS workers go back to sleep before timing the next one."""
+    gc.collect()
+    time.sleep(SETTLE_S)
+
+
 def timeit(fn, repeat=3, warmup=1):
-    """Best-of-``repeat`` wall time of ``fn()`` after ``warmup`` calls; returns (seconds, peak_mb, result)."""
+    """Best-of-``repeat`` wall time of ``fn()`` after ``warmup`` calls; returns (seconds, peak_mb, result).
+
+    Each timed call starts after :func:`settle`.
+    """
     result = None
     for _ in range(warmup):
         result = fn()
     best = float("inf")
     peak = 0.0
     for _ in range(repeat):
+        settle()
         with PeakRSS() as mem:
             t0 = time.perf_counter()
             result = fn()

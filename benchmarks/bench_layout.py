@@ -54,7 +54,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import PeakRSS, Row, finish, format_table, machine_notes  # noqa: E402
+from _common import PeakRSS, Row, finish, format_table, machine_notes, settle  # noqa: E402
 
 import numba  # noqa: E402
 
@@ -85,8 +85,8 @@ def _ari(Y, y):
 
 
 def _measure(fn):
-    """(seconds, peak MB, result) of one call."""
-    gc.collect()
+    """(seconds, peak MB, result) of one call, started after :func:`settle`."""
+    settle()
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         res = fn()
@@ -211,12 +211,14 @@ def _case(N, umap, umap_mod, fr_mod, warm, fg8_model):
     reps = 3 if N <= 20_000 else 2
     per_ml = tm["layout"] / N_ITER
     for _ in range(reps - 1):
+        settle()
         Lr = FRLayout(n_iter=N_ITER, random_state=SEED).fit(X, graph=L.graph_)
         per_ml = min(per_ml, Lr.timings_["layout"] / N_ITER)
     # the median iteration, timed by the snapshot callback in one more run: robust to the
     # host descheduling a vCPU for milliseconds, which stalls a threaded iteration at its
     # barrier (the callback's copy of the layout is inside these times)
     stamps = []
+    settle()
     FRLayout(n_iter=N_ITER, random_state=SEED,
              callback=lambda it, Y: stamps.append((it, time.perf_counter()))).fit(X, graph=L.graph_)
     steps = [(t1 - t0) / (i1 - i0) for (i0, t0), (i1, t1) in zip(stamps, stamps[1:]) if i1 > i0]
@@ -228,6 +230,7 @@ def _case(N, umap, umap_mod, fr_mod, warm, fg8_model):
     per_ml1 = float("inf")
     try:
         for _ in range(reps):
+            settle()
             L1 = FRLayout(n_iter=N_ITER, random_state=SEED).fit(X, graph=L.graph_)
             per_ml1 = min(per_ml1, L1.timings_["layout"] / N_ITER)
     finally:

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import PeakRSS, Row, finish, format_table, machine_notes  # noqa: E402
+from _common import PeakRSS, Row, finish, format_table, machine_notes, settle  # noqa: E402
 
 #: warm runs of each pipeline at 2048² (ours and the peer alike); the best counts
 REPS = 3
@@ -94,6 +94,7 @@ def rows(quick=False):
         reps = REPS if side <= 2048 else 1
         total = np.inf
         for _ in range(reps):
+            settle()
             with PeakRSS() as mem:
                 t0 = time.perf_counter()
                 a = motiflab.Analysis(sim.image).run()
@@ -113,6 +114,7 @@ def rows(quick=False):
         if side <= 2048:
             peer_total = np.inf
             for _ in range(reps):
+                settle()
                 with PeakRSS() as mem:
                     t0 = time.perf_counter()
                     tpr, lab = peer_pipeline(an)

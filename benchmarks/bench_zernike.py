@@ -24,6 +24,9 @@ Rows per case (N patches of P x P, float32 or float64 input):
   The floor rows carry ref = motiflab, so their "speed-up" column reads
   motiflab time / floor time (1.0 = at the floor).
 
+motiflab and motif-learn are timed best of the same number of calls (10 for
+N <= 10k, 3 above), each after a pause (``_common.settle``).
+
 Peak MB is the RSS growth during the call (psutil sampling), i.e. the extra
 memory each implementation needs on top of the patch stack it is given.
 
@@ -113,7 +116,7 @@ def _case_rows(N, P, dtype, quick, ZPs, pca_times, repeat):
 
     if ZPs is not None:
         zps = ZPs(n_max=N_MAX, size=P)
-        t, m, res = timeit(lambda: zps.transform(X), repeat=1 if N >= 100_000 else repeat)
+        t, m, res = timeit(lambda: zps.transform(X), repeat=repeat)
         data = np.asarray(getattr(res, "data", res))
         rows.append(Row(SECTION, case, "motif-learn", t, m, notes=f"ZPs 3-D dot path, out {data.dtype}"))
         del res, data
@@ -160,7 +163,9 @@ def rows(quick: bool = False) -> list[Row]:
     for P in (32, 64):
         for dtype in (np.float32, np.float64):
             for N in Ns:
-                out += _case_rows(N, P, dtype, quick, ZPs, pca_times, repeat=3)
+                # best of 10 for the ~10-40 ms calls (one noisy repeat moves their ratio
+                # by 0.5), of 3 above; the same count for motiflab and motif-learn
+                out += _case_rows(N, P, dtype, quick, ZPs, pca_times, repeat=10 if N <= 10_000 else 3)
     return finish(out)
 
 

@@ -62,7 +62,7 @@ def main(N: int = 5000, n_seeds: int = 8) -> None:
     d = np.subtract(ari["FR"], ari["UMAP k=10 seeded"])
     sd = d.std(ddof=1) if d.size > 1 else float("nan")
     print(f"\nFR - UMAP (k=10, seeded), paired over data seeds: mean {d.mean():+.4f}, "
-          f"SD {sd:.4f}, standard error {sd / np.sqrt(d.size):.4f}")
+          f"SD {sd:.5f}, standard error {sd / np.sqrt(d.size):.5f}")
 
 
 if __name__ == "__main__":

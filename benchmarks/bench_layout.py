@@ -23,7 +23,7 @@ Sections and rows (per N):
   - ``umap-learn unseeded, k=15``: UMAP's default graph (``n_neighbors=15``), N <= 20k,
     for its ARI only.  Every other row uses the paper's k = 10, so all layouts relax the
     same-sized graph: with k = 15 UMAP does 1.5x the attraction work per epoch and its
-    ARI on these mixtures is 0.0006-0.0014 higher (means over 8 data seeds at
+    ARI on these mixtures is 0.0004-0.0014 higher (means over 8 data seeds at
     5k, 3 at 20k; benchmarks/ari_seeds.py).
   pynndescent (used by UMAP) is compiled on a warm-up fit first; that compile time
   is excluded and reported in the notes of the first UMAP row.

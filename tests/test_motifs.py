@@ -29,6 +29,19 @@ def test_cluster_layout_recovers_blobs_including_a_rare_one(n, rare):
     assert np.all(np.diff(counts) <= 0)
 
 
+def test_both_hdbscan_backends_find_the_same_classes(monkeypatch):
+    """scikit-learn's HDBSCAN (small inputs) and fast_hdbscan (large) on the same points."""
+    import motiflab.motifs as motifs_mod
+
+    Y, lab = _blobs(2500, seed=3, rare=0.01)
+    small = cluster_layout(Y)  # 2 500 <= SKLEARN_MAX_POINTS
+    monkeypatch.setattr(motifs_mod, "SKLEARN_MAX_POINTS", 0)
+    large = cluster_layout(Y)
+    assert adjusted_rand_score(lab, small) > 0.99
+    assert adjusted_rand_score(lab, large) > 0.99
+    assert adjusted_rand_score(small, large) > 0.99
+
+
 def test_subsampled_clustering_is_seeded():
     Y, _ = _blobs(25000, seed=2)
     np.testing.assert_array_equal(cluster_layout(Y, random_state=1), cluster_layout(Y, random_state=1))

@@ -15,6 +15,10 @@ Stable contracts (outside tools rely on them; change only compatibly):
 
 ``motiflab batch FILES... --out-dir DIR``
     The same job over many files with Dask (one task per file).
+
+``motiflab warmup``
+    Compiles and caches every numba kernel (once per environment; see
+    :mod:`motiflab.warmup`), so the first analysis starts compiled.
 """
 from __future__ import annotations
 
@@ -171,7 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: cores)")
     _add_analysis_args(b)
     b.set_defaults(func=cmd_batch)
+
+    w = sub.add_parser("warmup", help="compile and cache every numba kernel now (once per environment)")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    w.set_defaults(func=cmd_warmup)
     return ap
+
+
+def cmd_warmup(args) -> int:
+    from .warmup import warm_up
+
+    seconds = warm_up(progress=not args.quiet)
+    total = sum(seconds.values())
+    print(f"numba kernels compiled and cached in {total:.0f} s ("
+          + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seconds.items()) + ")")
+    return 0
 
 
 def main(argv=None) -> int:

@@ -70,6 +70,11 @@ def lab(tmp_path_factory):
            "--LabApp.news_url=None", "--LabApp.extension_manager=readonly"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI machines often run as root
+    # compile and cache the numba kernels first, as Binder's postBuild does: on a fresh
+    # clone the notebook's kernel would otherwise spend its first minute compiling
+    warm = subprocess.run([sys.executable, "-m", "motiflab.cli", "warmup", "-q"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
     log_path = home / "jupyterlab.log"
     logf = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=logf, stderr=subprocess.STDOUT,
@@ -127,8 +132,17 @@ def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, ar
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         explorer = page.locator(".motiflab-explorer")
         explorer.wait_for(state="visible", timeout=60000)
-        page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
-            return e && /ready · run 1\\b/.test(e.innerText); }""", timeout=90000)
+        try:
+            page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
+                return e && /ready · run 1\\b/.test(e.innerText); }""", timeout=180000)
+        except Exception as exc:
+            # say where it stood: the explorer's status line, the cell outputs, the server log
+            state = page.evaluate("""() => ({
+                explorer: (document.querySelector('.motiflab-explorer') || {}).innerText,
+                outputs: Array.from(document.querySelectorAll('.jp-OutputArea-output')).map(e => e.innerText),
+                kernel: window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status })""")
+            raise AssertionError(f"the explorer's first run did not finish: {state}\n"
+                                 f"{lab['log'].read_text()[-3000:]}") from exc
         page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.roots.length > 0", timeout=30000)
         install_helpers(page)
         page.wait_for_function("""() => { const m = _ml.model('columns'); const v = _ml.view('embedding');

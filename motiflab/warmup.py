@@ -1,0 +1,82 @@
+"""Compile every numba kernel once, ahead of the first analysis (``motiflab warmup``).
+
+numba compiles a kernel the first time it runs and caches the machine code on
+disk (``cache=True``, next to the module, or in ``NUMBA_CACHE_DIR``), so only the
+first analysis in a new environment waits for the compiler: about 45 s on two
+cores for a small image, plus about a minute for fast_hdbscan's kernels on the
+first image with more than 3 000 columns.  :func:`warm_up` runs every kernel on
+small inputs so that this happens now, once: Binder's ``postBuild`` calls it,
+and so should a container build, or a cluster job before it starts many Dask
+workers that would otherwise all compile the same kernels at the same time.
+
+Examples
+--------
+>>> from motiflab.warmup import warm_up
+>>> seconds = warm_up()          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+__all__ = ["warm_up"]
+
+
+def _pipeline():
+    from .analysis import Analysis
+    from .datasets import make_tmd
+    from .hierarchy import build_hierarchy
+    from .motifs import assign_noise
+
+    # columns, patches, Zernike moments, exact k-NN, the layout's three kernel copies
+    # (the paper's two stages and the run-time one, used below ~800 columns), motifs
+    sim = make_tmd("MoSe2", shape=(160, 160), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
+    an = Analysis(sim.to_signal(), n_iter=20, seed=0).run()
+    build_hierarchy(an.positions, assign_noise(an.layout.embedding, an.motifs.labels))
+
+
+def _large_inputs():
+    from .motifs import SKLEARN_MAX_POINTS, _hdbscan
+    from .neighbors import knn_graph
+    from .zernike import zernike_moments
+
+    rng = np.random.default_rng(0)
+    # the symmetry-adapted Zernike transform of large patch stacks (>= 2**22 pixels)
+    zernike_moments(rng.random((16384, 16, 16), dtype=np.float32))
+    # the approximate k-NN search used above EXACT_MAX_POINTS columns
+    knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
+    # fast_hdbscan, used above SKLEARN_MAX_POINTS layout points (the same compiled code for any size)
+    centres = rng.normal(0, 20, (4, 2))
+    Y = centres[rng.integers(0, 4, 600)] + rng.normal(size=(600, 2))
+    _hdbscan(SKLEARN_MAX_POINTS + 1, 10, 10, 0.0).fit_predict(Y)
+
+
+def warm_up(progress=True) -> dict:
+    """Run every numba kernel of motiflab once on small inputs, so later runs start compiled.
+
+    Parameters
+    ----------
+    progress : bool, default True
+        Show a progress bar (tqdm) over the two parts.
+
+    Returns
+    -------
+    dict
+        Seconds spent on ``"pipeline"`` (the whole analysis of a small
+        synthetic image and its hierarchy) and ``"large_inputs"`` (the kernels
+        only large images use: the blocked Zernike transform, approximate
+        k-NN, fast_hdbscan).  Seconds,
+        not minutes, mean the kernels were already cached.
+    """
+    from tqdm.auto import tqdm
+
+    parts = {"pipeline": _pipeline, "large_inputs": _large_inputs}
+    seconds = {}
+    with tqdm(total=len(parts), desc="compiling numba kernels", unit="part", disable=not progress) as bar:
+        for name, fn in parts.items():
+            t0 = time.perf_counter()
+            fn()
+            seconds[name] = time.perf_counter() - t0
+            bar.update(1)
+    return seconds

@@ -1,0 +1,20 @@
+"""``motiflab warmup``: every kernel of the default pipeline compiled (and cached) ahead of use."""
+import fast_hdbscan.boruvka
+
+import motiflab.columns
+import motiflab.layout
+import motiflab.neighbors
+import motiflab.zernike
+from motiflab.cli import main
+
+
+def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
+    assert main(["warmup", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("numba kernels compiled and cached in ")
+    assert "pipeline" in out and "large inputs" in out
+    # kernels called from Python (callees are compiled into them); a cache hit also
+    # registers the signature, so this holds whether or not they were cached before
+    for kernel in (motiflab.columns._com_refine, motiflab.layout._fr_step, motiflab.neighbors._fuzzy_weights,
+                   motiflab.zernike._d4_block, fast_hdbscan.boruvka.parallel_boruvka):
+        assert kernel.signatures, kernel.py_func.__qualname__

@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import finish, format_table, machine_notes  # noqa: E402
 
-MODULES = ["bench_zernike", "bench_layout", "bench_pipeline", "bench_hierarchy", "bench_explorer"]
+MODULES = ["bench_zernike", "bench_layout", "bench_pipeline", "bench_hierarchy", "bench_explorer", "bench_compile"]
 
 
 def main(argv):

@@ -1,0 +1,95 @@
+"""First run ever: numba's compile time per stage, with an empty on-disk cache and with a full one.
+
+numba compiles each kernel the first time it is called and caches the machine
+code on disk, so a user waits for the compiler once per environment (a new
+Binder, container or virtualenv), not once per process.  Each case runs in a
+fresh process with its own ``NUMBA_CACHE_DIR`` (a temporary folder, so
+third-party kernels such as fast_hdbscan's are compiled afresh too): first with
+the folder empty ("first run ever"), then again with the folder filled by that
+run ("cached, new process": loading the cache).  The difference is the compile
+time a new environment pays once (``motiflab warmup`` pays it ahead).
+
+Cases: the whole pipeline on a small synthetic image (160² px, ~450 columns;
+what the tutorials and the warm-up use), stage by stage; and the kernels only
+large inputs reach (the blocked Zernike transform of >= 2**22 pixels,
+fast_hdbscan above 3 000 layout points, the approximate k-NN search).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from _common import Row
+
+_SMALL = r"""
+import json, time
+t0 = time.perf_counter()
+import motiflab
+from motiflab.datasets import make_tmd
+out = {"import": time.perf_counter() - t0}
+t = time.perf_counter()
+sim = make_tmd("MoSe2", shape=(160, 160), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
+out["synthetic image"] = time.perf_counter() - t
+an = motiflab.Analysis(sim.to_signal(), n_iter=20, seed=0)
+for stage in ("columns", "patch_size", "patches", "features", "graph", "layout", "motifs"):
+    t = time.perf_counter()
+    an.get(stage)
+    out[stage] = time.perf_counter() - t
+out["n"] = len(an.positions)
+print(json.dumps(out))
+"""
+
+_LARGE = r"""
+import json, time
+import numpy as np
+import motiflab
+from motiflab.motifs import cluster_layout
+from motiflab.neighbors import knn_graph
+from motiflab.zernike import zernike_moments
+rng = np.random.default_rng(0)
+out = {}
+t = time.perf_counter()
+zernike_moments(rng.random((16384, 16, 16), dtype=np.float32))
+out["zernike, 16k x 16^2 (blocked D4 path)"] = time.perf_counter() - t
+t = time.perf_counter()
+centres = rng.normal(0, 20, (4, 2))
+cluster_layout(centres[rng.integers(0, 4, 4000)] + rng.normal(size=(4000, 2)))
+out["motifs, 4k layout points (fast_hdbscan)"] = time.perf_counter() - t
+t = time.perf_counter()
+knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
+out["kNN approx, 3k x 66"] = time.perf_counter() - t
+print(json.dumps(out))
+"""
+
+
+def _run(code, cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    text = subprocess.check_output([sys.executable, "-c", code], env=env, text=True)
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def rows(quick: bool) -> list[Row]:
+    out = []
+    cases = [("small image 160²", _SMALL), ("large-input kernels", _LARGE)]
+    for case, code in cases:
+        with tempfile.TemporaryDirectory(prefix="motiflab-numba-cache-") as cache:
+            first = _run(code, cache)
+            again = _run(code, cache)
+        n = first.pop("n", None)
+        again.pop("n", None)
+        note = f"{n} columns; " if n else ""
+        # the cached row's "speed-up" is what the on-disk cache saves
+        for stage, sec in first.items():
+            out.append(Row("first run", f"{case}: {stage}", "motiflab, empty numba cache", sec,
+                           notes=note + f"compile ~{max(sec - again[stage], 0):.1f} s"))
+            out.append(Row("first run", f"{case}: {stage}", "motiflab, cached (new process)", again[stage],
+                           ref="motiflab, empty numba cache"))
+        total, total_again = sum(first.values()), sum(again.values())
+        out.append(Row("first run", f"{case}: total", "motiflab, empty numba cache", total,
+                       notes=note + "paid once per environment"))
+        out.append(Row("first run", f"{case}: total", "motiflab, cached (new process)", total_again,
+                       ref="motiflab, empty numba cache"))
+    return out

@@ -164,7 +164,8 @@ _FLOAT_FLAGS = {"reassoc", "nsz", "contract"}
 # stages, see :func:`_update_range`); every other exponent shares one
 # run-time-exponent loop.  A literal-exponent copy of every loop for six
 # exponents, inlined at the IR level, took 77 s to compile on a fresh cache;
-# this takes ~12 s at the same speed per iteration.
+# this takes 12 s alone (~22 s in a process that has compiled the rest of the
+# pipeline) at the same speed per iteration (benchmarks/bench_compile.py).
 
 
 @numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")

@@ -280,3 +280,19 @@ def test_blas_before_the_relaxation_runs_on_one_thread(monkeypatch, small):
     assert all(set(t) <= {1} for t in entered)
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
     np.testing.assert_array_equal(pca_init(X), L.snapshots_[0])
+
+
+@pytest.mark.parametrize("unit", [False, True])
+def test_pair_force_coefficient_matches_its_formula(unit):
+    """coef / (1 + d**e) (divided by d if unit), clipped to ms / d; integer exponents by selects."""
+    from motiflab.layout import _int_exponent, _pair_coef
+
+    coef, ms = 1.7, 4.0
+    for d in (0.05, 0.3, 1.0, 1.7, 6.0):
+        for e in list(range(10)) + [2.5, 12.0]:
+            want = coef / (1.0 + d ** e)
+            if unit:
+                want /= d
+            want = min(want, ms / d)
+            got = _pair_coef(np.float32(d * d), np.float32(coef), _int_exponent(e), float(e), np.float32(ms), unit)
+            assert got == pytest.approx(want, rel=2e-6), (d, e)

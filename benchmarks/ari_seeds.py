@@ -30,7 +30,7 @@ def _labels(Y, n):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return HDBSCAN(min_cluster_size=max(15, n // 2000)).fit_predict(np.asarray(Y, np.float64))
+        return HDBSCAN(min_cluster_size=max(15, n // 2000), copy=True).fit_predict(np.asarray(Y, np.float64))
 
 
 def main(N: int = 5000, n_seeds: int = 8) -> None:

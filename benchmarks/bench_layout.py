@@ -86,7 +86,7 @@ def _ari(Y, y):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lab = HDBSCAN(min_cluster_size=max(15, len(y) // 2000)).fit_predict(np.asarray(Y, np.float64))
+        lab = HDBSCAN(min_cluster_size=max(15, len(y) // 2000), copy=True).fit_predict(np.asarray(Y, np.float64))
     return adjusted_rand_score(y, lab)
 
 

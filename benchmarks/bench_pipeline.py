@@ -75,7 +75,7 @@ def peer_pipeline(an, seed=0):
     emb = umap.UMAP(n_neighbors=10, random_state=seed).fit_transform(X)
     t["umap"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    labels = HDBSCAN(min_cluster_size=max(5, int(0.001 * len(X)))).fit_predict(emb)
+    labels = HDBSCAN(min_cluster_size=max(5, int(0.001 * len(X))), copy=True).fit_predict(emb)
     t["hdbscan"] = time.perf_counter() - t0
     return t, labels
 

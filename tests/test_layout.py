@@ -18,7 +18,7 @@ from motiflab.datasets.mixtures import make_mixture  # noqa: E402
 def hdbscan_labels(Y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return HDBSCAN(min_cluster_size=15).fit_predict(Y)
+        return HDBSCAN(min_cluster_size=15, copy=True).fit_predict(Y)
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def _relabel_by_size(labels):
 MAX_CLUSTER_POINTS = 10_000
 
 #: up to this many points HDBSCAN is scikit-learn's (compiled ahead, nothing to
-#: compile on first use); above, fast_hdbscan's, whose numba kernels take ~60 s
+#: compile on first use); above, fast_hdbscan's, whose numba kernels take ~80 s
 #: to compile once per environment (then cached on disk) and run 1.5-2.3x faster
 #: from 4 000 points on (0.07 against 0.11 s at 4 000, 0.16 against 0.43 s at
 #: 8 500; at 3 000: 0.054 against 0.084 s).  The two give the same clusters up to

@@ -3,8 +3,8 @@
 numba compiles a kernel the first time it runs and caches the machine code on
 disk (``cache=True``, next to the module, or in ``NUMBA_CACHE_DIR``), so only the
 first analysis in a new environment waits for the compiler: about 45 s on two
-cores for a small image, plus about a minute for fast_hdbscan's kernels on the
-first image with more than 3 000 columns.  :func:`warm_up` runs every kernel on
+cores for a small image, plus about 80 s for fast_hdbscan's kernels on the
+first image with more than 3 000 columns (``benchmarks/bench_compile.py``).  :func:`warm_up` runs every kernel on
 small inputs so that this happens now, once: Binder's ``postBuild`` calls it,
 and so should a container build, or a cluster job before it starts many Dask
 workers that would otherwise all compile the same kernels at the same time.

@@ -46,9 +46,10 @@ _LAZY = {
     "Analysis": "analysis",
     "analyze": "analysis",
     "find_columns": "columns",
-    "smooth": "columns",
-    "fft_lowpass": "columns",
-    "svd_denoise": "columns",
+    "smooth": "smoothing",
+    "fft_lowpass": "smoothing",
+    "svd_denoise": "smoothing",
+    "estimate_noise": "noise",
     "refine_positions": "columns",
     "detect_inverted": "columns",
     "estimate_patch_size": "patches",
@@ -71,8 +72,8 @@ _LAZY = {
     "MotifLabError": "errors",
 }
 _SUBMODULES = {"analysis", "assembly", "batch", "cli", "columns", "curation", "datasets", "errors",
-               "hierarchy", "io", "lattice", "layout", "metrics", "motifs", "neighbors", "patches",
-               "variation", "widgets", "zernike"}
+               "hierarchy", "io", "lattice", "layout", "metrics", "motifs", "neighbors", "noise", "patches",
+               "sites", "smoothing", "variation", "widgets", "zernike"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

@@ -37,8 +37,8 @@ STAGES = ("columns", "patch_size", "patches", "features", "graph", "layout", "mo
 
 #: default value of every parameter, grouped by the stage it feeds
 _STAGE_PARAMS = {
-    "columns": dict(smoothing="svd", smoothing_strength=None, threshold=5.0, refine="com",
-                    invert="auto", border=2, spacing=None),
+    "columns": dict(smoothing="matched", smoothing_strength=None, threshold=5.0, refine="gaussian",
+                    invert="auto", border=2, spacing=None, lattice="auto", min_contrast=0.1),
     "patch_size": dict(patch_size="auto", patch_scale=1.3),
     "patches": dict(patch_border="drop", patch_subpixel=True),
     "features": dict(n_max=10, rotinv=False),
@@ -220,7 +220,8 @@ class Analysis:
         p = self._params
         return find_columns(self.image, smoothing=p["smoothing"], strength=p["smoothing_strength"],
                             threshold=p["threshold"], refine=p["refine"], invert=p["invert"],
-                            border=p["border"], spacing=p["spacing"])
+                            border=p["border"], spacing=p["spacing"], lattice=p["lattice"],
+                            min_contrast=p["min_contrast"])
 
     def _compute_patch_size(self):
         from .patches import PatchSizeEstimate, estimate_patch_size

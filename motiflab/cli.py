@@ -40,10 +40,15 @@ def _add_analysis_args(p):
     rot.add_argument("--no-rotinv", dest="rotinv", action="store_false", help="signed moments (default)")
     p.set_defaults(rotinv=False)
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--smoothing", default="svd", choices=["svd", "fft", "gaussian", "none"],
-                   help="smoothing before column finding (default svd)")
+    p.add_argument("--smoothing", default="matched", choices=["matched", "svd", "fft", "gaussian", "none"],
+                   help="smoothing before column finding (default matched: a Gaussian as wide as a column)")
     p.add_argument("--threshold", type=float, default=5.0,
-                   help="column prominence threshold in noise units (default 5)")
+                   help="significance a column's own peak needs, in noise units (default 5)")
+    p.add_argument("--lattice", default="auto", choices=["auto", "off"],
+                   help="auto: on a crystal, also accept faint columns on the sites its lattice repeats "
+                        "(default); off: every column on its own evidence")
+    p.add_argument("--min-contrast", type=float, default=0.1,
+                   help="columns fainter than this fraction of the brightest are background (default 0.1)")
     p.add_argument("--min-cluster-size", type=int, default=None,
                    help="smallest motif class (default 0.1%% of the columns, at least 5)")
     p.add_argument("--n-iter", type=int, default=None, help="FR layout iterations")
@@ -60,8 +65,8 @@ def _params(args) -> dict:
         except ValueError:
             raise MotifLabError(f"--patch-size must be 'auto' or an integer, got {args.patch_size!r}.")
     params = dict(patch_size=ps, n_max=args.n_max, rotinv=args.rotinv, seed=args.seed,
-                  smoothing=args.smoothing, threshold=args.threshold,
-                  min_cluster_size=args.min_cluster_size)
+                  smoothing=args.smoothing, threshold=args.threshold, lattice=args.lattice,
+                  min_contrast=args.min_contrast, min_cluster_size=args.min_cluster_size)
     if args.n_iter is not None:
         params["n_iter"] = args.n_iter
     return params

@@ -1,0 +1,67 @@
+"""numba kernels of the lattice-site evidence (:mod:`motiflab.sites`).
+
+Both gather a map at every lattice translation of a point: one for every
+pixel (the lattice average), one for a list of points, summed per side for the
+support. Threaded over rows / points; each thread writes only its own outputs,
+so results do not depend on the number of threads.
+"""
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, parallel=True)
+def lattice_mean(img, dy, dx, out):
+    """``out[y, x]`` = mean of ``img`` at ``(y, x)`` and ``(y + dy[k], x + dx[k])`` that lie inside."""
+    h, w = img.shape
+    m = dy.size
+    for y in numba.prange(h):
+        for x in range(w):
+            s = img[y, x]
+            n = 1.0
+            for k in range(m):
+                yy = y + dy[k]
+                xx = x + dx[k]
+                if 0 <= yy < h and 0 <= xx < w:
+                    s += img[yy, xx]
+                    n += 1.0
+            out[y, x] = s / n
+
+
+@numba.njit(cache=True, parallel=True)
+def side_sums(zmap, cmap, points, ty, tx, side, zsum, zcount, csum):
+    """Bilinear samples of ``zmap`` / ``cmap`` at every ``point + t``.
+
+    ``zsum[i, s]`` / ``zcount[i, s]``: sum and number of the in-image ``zmap``
+    samples of point ``i`` whose translation lies on side ``s``
+    (``side[s, k]``); ``csum[i]``: sum of the ``cmap`` samples over all
+    in-image translations (their number is ``zcount[i, n_sides]``).
+    """
+    h, w = zmap.shape
+    n = points.shape[0]
+    m = ty.size
+    n_sides = side.shape[0]
+    for i in numba.prange(n):
+        for s in range(n_sides + 1):
+            zsum[i, s] = 0.0
+            zcount[i, s] = 0
+        csum[i] = 0.0
+        for k in range(m):
+            y = points[i, 0] + ty[k]
+            x = points[i, 1] + tx[k]
+            if y < 0.0 or x < 0.0 or y > h - 1 or x > w - 1:
+                continue
+            y0 = min(int(y), h - 2)
+            x0 = min(int(x), w - 2)
+            fy = y - y0
+            fx = x - x0
+            z = ((1 - fy) * ((1 - fx) * zmap[y0, x0] + fx * zmap[y0, x0 + 1])
+                 + fy * ((1 - fx) * zmap[y0 + 1, x0] + fx * zmap[y0 + 1, x0 + 1]))
+            c = ((1 - fy) * ((1 - fx) * cmap[y0, x0] + fx * cmap[y0, x0 + 1])
+                 + fy * ((1 - fx) * cmap[y0 + 1, x0] + fx * cmap[y0 + 1, x0 + 1]))
+            for s in range(n_sides):
+                if side[s, k]:
+                    zsum[i, s] += z
+                    zcount[i, s] += 1
+            zsum[i, n_sides] += z
+            zcount[i, n_sides] += 1
+            csum[i] += c

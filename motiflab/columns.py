@@ -103,6 +103,11 @@ def validate_image(image, name="image", min_size=8, center=False) -> np.ndarray:
         If the image is not 2-D (with a hint to pick one frame of a stack),
         is too small, contains NaN/inf, or is constant.
     """
+    return _validate(image, name, min_size, center)[0]
+
+
+def _validate(image, name="image", min_size=8, center=False):
+    """:func:`validate_image`, also returning the median it removed (0 without ``center``)."""
     arr = np.asarray(image)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise MotifLabError(f"{name} must be a numeric array, got dtype {arr.dtype}.")
@@ -125,11 +130,9 @@ def validate_image(image, name="image", min_size=8, center=False) -> np.ndarray:
             f"{name} has shape {arr.shape}; at least {min_size}×{min_size} pixels are needed "
             "to find atom columns."
         )
-    if center and arr.dtype.kind in "fiu" and arr.dtype.itemsize >= 4:
-        wide = arr.astype(np.float64)
-        finite64 = np.isfinite(wide)
-        if finite64.all():
-            arr = wide - np.median(wide)
+    offset = _median_offset(arr) if center else 0.0
+    if offset:
+        arr = arr - offset
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     finite = np.isfinite(arr)
     if not finite.all():
@@ -143,7 +146,16 @@ def validate_image(image, name="image", min_size=8, center=False) -> np.ndarray:
             f"{name} is constant (every pixel equals {float(arr.flat[0])!r}); there are no columns to "
             "find. Check that the right file/frame was loaded."
         )
-    return arr
+    return arr, offset
+
+
+def _median_offset(arr) -> float:
+    """The median :func:`validate_image` removes with ``center=True`` (0 for narrow or non-finite data)."""
+    if arr.dtype.kind in "fiu" and arr.dtype.itemsize >= 4:
+        wide = np.asarray(arr, np.float64)
+        if np.isfinite(wide).all():
+            return float(np.median(wide))
+    return 0.0
 
 
 # --------------------------------------------------------------------------- scales
@@ -299,9 +311,14 @@ def detect_inverted(image) -> bool:
     mirror image. Returns True when the skewness of the lightly smoothed image
     is negative.
     """
-    # float32 filtering (float64 doubled the time for no change in the sign);
-    # the moments are accumulated in float64
-    img = ndimage.gaussian_filter(validate_image(image), 1.0, output=np.float32)
+    # smoothed (2x2 block means, then a 1-px Gaussian: ~2 px at full size) so that the
+    # skew of shot noise itself (1/sqrt(counts) per pixel, positive) stays below that of
+    # the columns, at a quarter of the pixels; float32 values, float64 moments
+    img = validate_image(image)
+    h, w = (img.shape[0] // 2) * 2, (img.shape[1] // 2) * 2
+    if h >= 16 and w >= 16:
+        img = img[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32)
+    img = ndimage.gaussian_filter(img, 1.0, output=np.float32)
     d = img - np.float32(img.mean(dtype=np.float64))
     sd = float(np.sqrt(np.mean(np.square(d), dtype=np.float64)))
     if sd == 0:
@@ -358,7 +375,8 @@ class Columns:
         The lattice translations ``u, v`` (rows, px) used for the support, or
         None when the image showed no lattice (or ``lattice="off"``).
     noise_model : NoiseModel or None
-        The measured noise (:mod:`motiflab.noise`).
+        The measured noise (:mod:`motiflab.noise`), as a function of the level
+        of the image that was passed in.
     """
 
     positions: np.ndarray
@@ -625,7 +643,7 @@ def _significance(sm, noise: NoiseModel, repeat: float, translations=None, facto
     """Maps of each pixel's height above the local background: in noise units and in image units.
 
     The background is the local minimum of the lattice average, on a crystal
-    (where noise is six times lower), or of the image itself, raised by its
+    (about eight times less noisy), or of the image itself, raised by its
     noise bias. The noise is
     that of the background level (the null hypothesis: no column here), and
     with shot noise the level sets the noise, so the two are solved together
@@ -635,12 +653,12 @@ def _significance(sm, noise: NoiseModel, repeat: float, translations=None, facto
     r = int(round(1.25 * repeat))
     bmin = _window_minimum(S, r, translations, factor)
     # on a crystal every hollow in the window is a translate of the same averaged hollow:
-    # the minimum then samples one place of a map six times less noisy, and has no bias
+    # the minimum then samples one place of a map eight times less noisy, and has no bias
     # to speak of (a flat-field estimate put the hollows 0.45 noise units below zero)
     bias = np.float32(0.0 if translations is not None else _background_bias(sm, r))
     floor = np.float32(1e-12 * max(1.0, float(np.abs(S).max())))
     background = bmin
-    for _ in range(3):
+    for _ in range(3 if bias else 1):
         sig = np.maximum(np.asarray(sm.noise_std(noise, background), np.float32), floor)
         background = bmin + bias * sig
     contrast = S - background
@@ -648,9 +666,14 @@ def _significance(sm, noise: NoiseModel, repeat: float, translations=None, facto
 
 
 def _lattice_vectors(crop):
-    """Primitive translations (u, v) from the power spectrum of a crop, or None."""
+    """Primitive translations (u, v) from the power spectrum of a crop (at most 768²), or None."""
     from .lattice import _fft_vectors
 
+    h, w = crop.shape
+    side = 768
+    if h > side or w > side:
+        r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+        crop = crop[r0:r0 + side, c0:c0 + side]
     try:
         u, v = _fft_vectors(crop)
     except MotifLabError:
@@ -671,6 +694,51 @@ def _minus_laplacian(img):
     return out
 
 
+def _width_from_peaks(img, peaks, z, sigma0, n_max=400):
+    """Gaussian width σ of the columns from the mean profile around the most significant peaks.
+
+    Parameters
+    ----------
+    img : ndarray
+        The image (columns bright).
+    peaks : ndarray (N, 2) int
+        Candidate peaks, all significant.
+    z : ndarray (N,)
+        Their significance; the ``n_max`` strongest are averaged.
+    sigma0 : float
+        The starting guess (from the autocorrelation), returned if the fit fails.
+    """
+    from scipy import optimize
+    from scipy.spatial import cKDTree
+
+    order = np.argsort(-z)[:n_max]
+    pk = np.asarray(peaks, np.int64)[order]
+    # out to half the distance to the nearest other peak, so neighbours stay out
+    d, _ = cKDTree(peaks).query(pk, k=2)
+    R = int(np.clip(np.floor(0.5 * np.median(d[:, 1])), 2, max(2, int(np.ceil(4 * sigma0)))))
+    h, w = img.shape
+    ok = (pk[:, 0] >= R) & (pk[:, 0] < h - R) & (pk[:, 1] >= R) & (pk[:, 1] < w - R)
+    pk = pk[ok]
+    if len(pk) < 10:
+        return sigma0
+    yy, xx = np.mgrid[-R:R + 1, -R:R + 1]
+    mean = np.mean([img[r - R:r + R + 1, c - R:c + R + 1] for r, c in pk], axis=0, dtype=np.float64)
+    r = np.hypot(yy, xx).ravel()
+    v = mean.ravel()
+
+    def model(r, amp, s, c):
+        return amp * np.exp(-0.5 * (r / s) ** 2) + c
+
+    try:
+        p, _ = optimize.curve_fit(model, r, v, p0=[float(v.max() - v.min()), sigma0, float(v.min())], maxfev=2000)
+    except (RuntimeError, ValueError, optimize.OptimizeWarning):
+        return sigma0
+    s_fit = abs(float(p[1]))
+    # the mean of peaks found on the pixel grid is blurred by their ±0.5 px offsets (1/12 px²)
+    s_fit = float(np.sqrt(max(s_fit**2 - 1.0 / 12.0, 0.25)))
+    return s_fit if (np.isfinite(s_fit) and p[0] > 0 and 0.5 <= s_fit <= 2.0 * R) else sigma0
+
+
 def _lattice_sites(zmap, cmap, translations, radius, border, min_level):
     """Sites of the crystal: maxima of the lattice-averaged significance the crystal backs all round.
 
@@ -681,7 +749,10 @@ def _lattice_sites(zmap, cmap, translations, radius, border, min_level):
     # the average crystal, and its peakedness (minus its Laplacian): a dim column on the
     # shoulders of bright neighbours (S₂ between three W, 1/7 of their height in noise
     # units) is a peak of the curvature even where the bright tails leave it no maximum
-    avg = lattice_average(zmap, translations, 1)
+    # the nearest 36-48 translations already lift sites 6-7x out of the noise; the site
+    # support below uses them all
+    near = translations[: max(8, min(len(translations), 48))]
+    avg = lattice_average(zmap, near, 1)
     peaked = _minus_laplacian(avg)
     h, w = zmap.shape
     rr, cc = np.nonzero(_disk_maxima(peaked, radius) & (peaked > 0) & (avg > 0))
@@ -800,7 +871,7 @@ def find_columns(
 
     method, threshold, border, spacing, use_lattice, min_contrast = _check_finder_params(
         smoothing, threshold, border, spacing, lattice, min_contrast, refine)
-    img = validate_image(image, center=True)
+    img, offset = _validate(image, center=True)
     inverted = detect_inverted(img) if invert == "auto" else bool(invert)
     if inverted:
         img = np.negative(img)
@@ -809,31 +880,41 @@ def find_columns(
     repeat = float(spacing) if spacing is not None else _repeat_from_profile(prof)
     sigma_c = _width_from_autocorrelation(rr_ac, ac, repeat)
     noise = estimate_noise(img, column_sigma=sigma_c)
-    sm = smooth_image(img, method, strength, repeat, sigma_c, noise)
     h, w = img.shape
     # the crystal's translations, when it is one: the background is then read from the
-    # lattice-averaged image, six times less noisy than the image itself
+    # lattice-averaged image, about eight times less noisy than the image itself
     vectors = _lattice_vectors(crop) if use_lattice else None
     T = None if vectors is None else lattice_translations(vectors[0], vectors[1])
     if T is not None and len(T) < 8:
         vectors, T = None, None
-    # the background is smooth: read it from a grid as coarse as a column is wide
-    factor = int(max(1, min(4, np.floor(sigma_c))))
-    zmap, cmap, sig = _significance(sm, noise, repeat, T, factor)
 
-    # candidates: every local maximum (over-counting on purpose, METHOD §1) that stands
-    # at least one noise unit above the background; fainter ones cannot be columns on
-    # their own evidence, and lattice sites among them are found again by completion.
-    # The maximum filter is no wider than a column: a wider one lets the tails of bright
-    # neighbours hide a dim column (WS₂'s S₂ at 9 px from W, 1/5 as bright)
-    r_max = max(1.0, min(repeat / 4.0, sigma_c))
-    ismax = _disk_maxima(sm.image, r_max)
-    rr, cc = np.nonzero(ismax)
-    n_candidates = len(rr)
-    inside = (rr >= border) & (rr < h - border) & (cc >= border) & (cc < w - border)
-    rr, cc = rr[inside], cc[inside]
+    def candidates(sigma, T):
+        sm = smooth_image(img, method, strength, repeat, sigma, noise)
+        # the background is smooth: read it from a grid as coarse as a column is wide
+        factor = int(np.clip(round(sigma), 2, 4)) if sigma >= 1.0 else 1
+        zmap, cmap, sig = _significance(sm, noise, repeat, T, factor)
+        # every local maximum (over-counting on purpose, METHOD §1). The maximum filter is
+        # no wider than a column: a wider one lets the tails of bright neighbours hide a
+        # dim column (WS₂'s S₂ at 9 px from W, 1/5 as bright)
+        r_max = max(1.0, min(repeat / 4.0, sigma))
+        rr, cc = np.nonzero(_disk_maxima(sm.image, r_max))
+        inside = (rr >= border) & (rr < h - border) & (cc >= border) & (cc < w - border)
+        return sm, zmap, cmap, r_max, rr[inside], cc[inside], len(rr)
+
+    sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
+    # the autocorrelation's width is rough where columns are faint against a bright
+    # background (ABF at low dose: 1.5-2.8 px for 1.9); the brightest peaks, averaged,
+    # measure it directly, and the smoothing is redone if they disagree by over 15 %
+    strongest = zmap[rr, cc] >= min(threshold, 3.0)
+    if strength is None and strongest.sum() >= 20:
+        sigma_peaks = _width_from_peaks(img, np.column_stack([rr, cc])[strongest], zmap[rr, cc][strongest], sigma_c)
+        if abs(sigma_peaks / sigma_c - 1.0) > 0.15:
+            sigma_c = sigma_peaks
+            sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
 
     def score(rr, cc):
+        # candidates at least one noise unit above the background; fainter ones cannot be
+        # columns on their own evidence, and lattice sites among them come from the sites
         z = zmap[rr, cc]
         keep = z > 1.0
         return rr[keep], cc[keep], z[keep], cmap[rr[keep], cc[keep]]
@@ -954,5 +1035,5 @@ def find_columns(
         repeat=repeat,
         column_sigma=sigma_c,
         lattice_vectors=vectors,
-        noise_model=noise,
+        noise_model=noise.in_frame(scale=-1.0 if inverted else 1.0, offset=(1.0 if inverted else -1.0) * offset),
     )

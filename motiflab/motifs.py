@@ -14,16 +14,10 @@ import numpy as np
 from scipy import sparse
 
 from .errors import MotifLabError
+from .separation import MIN_SEPARATION
 
-__all__ = ["Motifs", "cluster_layout", "assign_noise", "merge_similar", "attach_noise", "class_averages",
-           "reconstruct_image", "default_min_cluster_size", "find_motifs", "feature_scale"]
-
-#: default ``merge_threshold``: distinct motifs of the test structures (a metal next to
-#: one more vacancy, Se1 vs Se2, ...) sit ≥ 0.45 feature-scale units apart at every
-#: dose; groups split only by differences beyond the first shell (a vacancy two
-#: shells away) sit ≤ 0.25 apart. 0.35 lies in that gap.
-MERGE_THRESHOLD = 0.35
-
+__all__ = ["Motifs", "cluster_layout", "assign_noise", "attach_noise", "class_averages",
+           "reconstruct_image", "default_min_cluster_size", "find_motifs"]
 
 @dataclass
 class Motifs:
@@ -291,56 +285,6 @@ def _class_means(labels, X, k):
     return np.asarray(onehot @ X, dtype=np.float64) / np.maximum(counts, 1)[:, None]
 
 
-def feature_scale(X) -> float:
-    """The spread of a feature set: RMS distance of the features to their mean."""
-    X = np.asarray(X)
-    if not np.issubdtype(X.dtype, np.floating):
-        X = X.astype(np.float64)
-    mu = X.mean(0, dtype=np.float64)
-    d = X - mu.astype(X.dtype)  # one temporary in the input's precision
-    return float(np.sqrt(np.einsum("ij,ij->", d, d, dtype=np.float64) / max(len(X), 1)))
-
-
-def merge_similar(labels, X, threshold=MERGE_THRESHOLD):
-    """Merge clusters whose mean features are closer than ``threshold`` × :func:`feature_scale`.
-
-    The FR layout (like UMAP) separates any group of columns that are more
-    similar to each other than to the rest, however small the difference: at
-    high signal-to-noise a metal column with a vacancy two shells away forms
-    its own group. Those groups differ from each other far less than real
-    motifs do, so merging cluster centroids by complete linkage (the merged
-    group's *most* distant members must still be within the threshold — no
-    chaining across real classes) removes the over-splitting.
-
-    Parameters
-    ----------
-    labels : ndarray (N,) int, −1 = unassigned
-    X : ndarray (N, J)
-        The features the layout was computed from.
-    threshold : float
-        In units of :func:`feature_scale`; 0 disables merging. This is the
-        "granularity" knob of the explorer: larger → fewer, broader motifs.
-
-    Returns
-    -------
-    ndarray (N,) int
-        Relabelled 0..K'−1 by decreasing size.
-    """
-    labels = np.asarray(labels)
-    k = int(labels.max()) + 1 if labels.size else 0
-    if threshold <= 0 or k < 2:
-        return _relabel_by_size(labels)
-    from scipy.cluster.hierarchy import fcluster, linkage
-
-    X = np.asarray(X)
-    ok = labels >= 0
-    cent = _class_means(labels, X, k)
-    scale = feature_scale(X[ok] if not ok.all() else X) or 1.0
-    groups = fcluster(linkage(cent / scale, method="complete"), t=threshold, criterion="distance") - 1
-    out = np.where(ok, groups[np.maximum(labels, 0)], -1)
-    return _relabel_by_size(out)
-
-
 def attach_noise(labels, X, quantile=0.99):
     """Give unassigned columns to the nearest motif (in feature space) when they fit inside it.
 
@@ -370,22 +314,39 @@ def attach_noise(labels, X, quantile=0.99):
 
 
 def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,
-                features=None, merge_threshold=MERGE_THRESHOLD, random_state=0):
-    """Cluster a layout into motifs and average the patches of each.
+                features=None, evidence=None, spacing=None, column_sigma=None, min_separation=MIN_SEPARATION,
+                positions=None, random_state=0):
+    """Cluster a layout into motifs, keep as many as the evidence supports, and average the patches of each.
 
     Parameters
     ----------
     embedding : ndarray (N, 2)
         The FR layout.
     patches : ndarray (N, P, P)
+        The patches (class averages are their means).
     min_cluster_size, min_samples, cluster_selection_epsilon
         See :func:`cluster_layout`.
     features : ndarray (N, J), optional
-        The features behind the layout; when given, clusters closer than
-        ``merge_threshold`` are merged (:func:`merge_similar`) and HDBSCAN's
-        unassigned columns that fit a motif join it (:func:`attach_noise`).
-    merge_threshold : float
-        See :func:`merge_similar`.
+        The features behind the layout; when given, HDBSCAN's unassigned
+        columns that fit a motif join it (:func:`attach_noise`).
+    evidence : ndarray (N, P, P), optional
+        The patches in noise units (variance-stabilised). When given, motifs the
+        noise cannot tell apart are merged and motifs whose column counts fall
+        into two clearly separated groups are split
+        (:mod:`motiflab.separation`), so the count follows the evidence: fewer,
+        broader motifs at lower dose.
+    spacing : float, optional
+        Nearest-neighbour distance of the columns in px (needed with ``evidence``).
+    column_sigma : float, optional
+        Gaussian width of a column in px (default spacing/5).
+    min_separation : float
+        Smallest separation between two motifs, in single-column noise units
+        (default 2.5). This is the granularity knob: larger → fewer, broader
+        motifs; 0 keeps the layout's clusters as they are.
+    positions : ndarray (N, 2), optional
+        Column positions: groups that keep to separate parts of the image
+        (a slowly varying distortion or thickness) stay one motif unless
+        twice ``min_separation`` apart.
     random_state : int
         Seed for the subsample of large layouts (see :func:`cluster_layout`).
 
@@ -395,13 +356,26 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
     """
     labels = cluster_layout(embedding, min_cluster_size, min_samples, cluster_selection_epsilon,
                             random_state=random_state)
+    mcs = int(min_cluster_size) if min_cluster_size is not None else default_min_cluster_size(len(labels))
+    if evidence is not None and min_separation > 0:
+        from .separation import refine_motifs
+
+        ev = np.asarray(evidence)
+        if len(ev) != len(labels):
+            raise MotifLabError(f"{len(ev)} evidence patches but {len(labels)} layout points; they must match.")
+        P = ev.shape[1]
+        if spacing is None or not np.isfinite(spacing) or spacing <= 0:
+            raise MotifLabError("the separation tests need the columns' nearest-neighbour spacing (px).")
+        sigma = float(column_sigma) if column_sigma is not None and np.isfinite(column_sigma) else spacing / 5.0
+        labels = _relabel_by_size(refine_motifs(labels, ev.reshape(len(ev), -1), P, spacing, sigma, min_separation,
+                                                min_size=mcs, positions=positions))
     if features is not None:
-        labels = merge_similar(labels, features, merge_threshold)
         labels = attach_noise(labels, features)
+    labels = _relabel_by_size(labels)
     k = int(labels.max()) + 1
     avgs, counts = class_averages(patches, labels, k)
     return Motifs(labels=labels, class_averages=avgs, counts=counts,
                   n_unassigned=int((labels < 0).sum()),
                   params=dict(min_cluster_size=min_cluster_size, min_samples=min_samples,
                               cluster_selection_epsilon=cluster_selection_epsilon,
-                              merge_threshold=merge_threshold if features is not None else None))
+                              min_separation=min_separation if evidence is not None else None))

@@ -74,8 +74,15 @@ class NoiseModel:
     profile_size: int = 1
 
     def variance(self, level):
-        """Per-pixel noise variance at ``level`` (array or scalar, image units)."""
-        v = self.slope * np.asarray(level, dtype=np.float64) + self.intercept
+        """Per-pixel noise variance at ``level`` (array or scalar, image units).
+
+        float32 arrays stay float32 (maps of a whole image); anything else is float64.
+        """
+        lv = np.asarray(level)
+        if lv.dtype == np.float32:
+            v = np.float32(self.slope) * lv + np.float32(self.intercept)
+            return np.maximum(v, np.float32(self.floor))
+        v = self.slope * lv.astype(np.float64) + self.intercept
         return np.maximum(v, self.floor)
 
     @property
@@ -115,6 +122,43 @@ class NoiseModel:
         den = float(k2.sum())
         return float((k2 * s).sum() / den) if den > 0 else 1.0
 
+    def in_frame(self, scale: float = 1.0, offset: float = 0.0) -> "NoiseModel":
+        """The same noise described for the image ``x = scale * x' + offset`` in terms of ``x'``.
+
+        :func:`motiflab.columns.find_columns` measures the noise on the image
+        with its median removed (``offset``) and dark columns turned bright
+        (``scale = -1``); this gives the model back in the units of the image
+        it was handed.
+        """
+        return NoiseModel(slope=self.slope * scale, intercept=self.intercept + self.slope * offset,
+                          floor=self.floor, fast_profile=self.fast_profile, slow_profile=self.slow_profile,
+                          profile_size=self.profile_size)
+
+    def stabilize(self, image) -> np.ndarray:
+        """The image in units of its own noise (a generalised Anscombe transform).
+
+        ``y = (2 / a) sqrt(a x + b + 3a²/8)`` for ``variance = a x + b``: every
+        level then has noise of about 1, so a difference between two patches
+        means the same whether it sits on a bright column or in a dim one
+        (with shot noise a bright column is noisier in counts). With no level
+        dependence (``a ≈ 0``) it is ``x / sqrt(b)``. Returns float32.
+        """
+        x = np.asarray(image)
+        a, b = self.slope, self.intercept
+        lo = float(np.min(x)) if x.size else 0.0
+        # shot noise: a square root; otherwise (read noise, or a fit with no clear level
+        # dependence over the measured range) a plain rescaling
+        if a > 0 and a * lo + b + 0.375 * a * a > 0.25 * max(self.floor, 1e-300):
+            # float32 is enough: a x + b keeps seven digits of a variance that even on an
+            # image with a 3e6-count detector offset is ~1e-6 of either term
+            arg = np.asarray(x, np.float32) * np.float32(a) + np.float32(b + 0.375 * a * a)
+            np.maximum(arg, np.float32(0.0), out=arg)
+            np.sqrt(arg, out=arg)
+            arg *= np.float32(2.0 / a)
+            return arg
+        scale = np.sqrt(max(float(np.median(self.variance(x[:: max(1, x.shape[0] // 256)]))), self.floor, 1e-300))
+        return (np.asarray(x, np.float64) / scale).astype(np.float32)
+
     def filtered_std(self, level, kernel_l2: float, gain: float = 1.0):
         """Noise standard deviation after a linear filter, at ``level``.
 
@@ -128,7 +172,9 @@ class NoiseModel:
         gain : float
             :meth:`correlation_gain` of the filter.
         """
-        return np.sqrt(self.variance(level) * float(kernel_l2) * float(gain))
+        v = self.variance(level)
+        return np.sqrt(v * v.dtype.type(float(kernel_l2) * float(gain))) if isinstance(v, np.ndarray) else \
+            float(np.sqrt(v * float(kernel_l2) * float(gain)))
 
 
 def _quadratic_fit_kernel(half: int = 2):
@@ -196,7 +242,7 @@ def _noise_profiles(x: np.ndarray, f_cut: float, white_level: float, n_bins: int
     return centres, fast, slow
 
 
-def estimate_noise(image, column_sigma: float | None = None, max_pixels: int = 1024 * 1024) -> NoiseModel:
+def estimate_noise(image, column_sigma: float | None = None, max_pixels: int = 768 * 768) -> NoiseModel:
     """Measure the noise of a micrograph: its level dependence and its correlation.
 
     Parameters

@@ -347,12 +347,23 @@ class Patches:
     centers : ndarray of int64, shape (M, 2)
         ``(row, col)`` of the pixel at patch index ``(P//2, P//2)`` (see the
         module docstring for even ``P``).
+    evidence : ndarray, shape (M, Q, Q), optional
+        The same columns' patches cut from the variance-stabilised,
+        matched-filtered image (every pixel with noise 1,
+        :meth:`motiflab.noise.NoiseModel.stabilize`): what the motif stage
+        weighs differences against (:mod:`motiflab.separation`). Set by
+        :class:`motiflab.Analysis`.
+    evidence_scale : float
+        Image pixels per pixel of ``evidence`` (2 when the filtered image is
+        sampled at every second pixel).
     """
 
     patches: np.ndarray
     index: np.ndarray
     n_dropped: int
     centers: np.ndarray
+    evidence: np.ndarray | None = None
+    evidence_scale: float = 1.0
 
     @property
     def patch_size(self) -> int:

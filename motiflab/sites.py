@@ -8,7 +8,7 @@ evidence for "a column here" is the signal summed over the translated copies
 of the spot, not only the spot itself. This module measures that evidence.
 
 * **Lattice translations** ``T`` are all ``i·u + j·v`` out to a few lattice
-  constants (36 vectors for a hexagonal lattice), ``u, v`` found from the
+  constants (60 vectors for a hexagonal lattice, 48 for a square one), ``u, v`` found from the
   image's power spectrum.
 * **Support** of a point ``p``: the significance map (smoothed image above its
   local background, in noise units) sampled at ``p + t`` for every ``t`` in
@@ -20,8 +20,8 @@ of the spot, not only the spot itself. This module measures that evidence.
   Half-planes that leave the image are skipped, so columns at the image border
   keep the support of the side inside it.
 * **Sites** are the maxima of the lattice average of the significance map
-  (:func:`lattice_average`): the average crystal around each point, six times
-  less noisy than the image. Every site of every sublattice is a maximum there,
+  (:func:`lattice_average`): the average crystal around each point, about
+  eight times less noisy than the image. Every site of every sublattice is a maximum there,
   even where noise hid the column's own peak or the column is missing (a
   vacancy); a site is kept when its support says the crystal is really around it.
 
@@ -46,8 +46,10 @@ def lattice_translations(u, v, radius=None) -> np.ndarray:
     u, v : array_like, shape (2,)
         Primitive lattice vectors (row, col) in px.
     radius : float, optional
-        Default: 3.05 × the longer of ``|u|, |v|`` (five shells, 36 vectors, of
-        a hexagonal lattice; 28 of a square one).
+        Default: 4.05 × the longer of ``|u|, |v|`` (60 vectors of a hexagonal
+        lattice, 48 of a square one): enough for a column of one noise unit to
+        reach a support of ~3.5 on every side, near enough that a distortion
+        of 1 % moves the farthest copy by under a pixel.
 
     Returns
     -------
@@ -57,7 +59,7 @@ def lattice_translations(u, v, radius=None) -> np.ndarray:
     v = np.asarray(v, float)
     lu, lv = np.hypot(*u), np.hypot(*v)
     if radius is None:
-        radius = 3.05 * max(lu, lv)
+        radius = 4.05 * max(lu, lv)
     area = abs(u[0] * v[1] - u[1] * v[0])
     if area <= 1e-9 * lu * lv:
         return np.zeros((0, 2))
@@ -144,8 +146,8 @@ def lattice_average(img, translations, factor=1):
     """Mean of ``img`` over itself and its lattice translations, on a grid ``factor`` times coarser.
 
     The average crystal around every pixel: sites of every sublattice stand
-    out ``sqrt(M + 1)`` times more clearly than in ``img`` (six times for 36
-    translations), vacancies are filled in, and the empty hollows stay empty.
+    out ``sqrt(M + 1)`` times more clearly than in ``img`` (about eight times
+    for 60 translations), vacancies are filled in, and the empty hollows stay empty.
     Translations are rounded to the grid; since ``T`` holds ``t`` and ``-t``,
     the rounding blurs the average symmetrically and moves no maximum. Near the
     border the mean is over the translations that stay inside the image.

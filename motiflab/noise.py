@@ -56,8 +56,9 @@ class NoiseModel:
         ``variance(level) = slope * level + intercept`` (image units squared;
         ``slope`` is 1 for raw Poisson counts, the gain for scaled counts).
     floor : float
-        Smallest variance the model returns (the lowest variance measured), so a
-        level below the fitted range never gives a zero or negative variance.
+        Smallest variance the model returns: the variance at the darkest level
+        measured (the line is not extrapolated below it, where it may cross
+        zero), at least a thousandth of the median measured one.
     fast_profile, slow_profile : ndarray
         Relative noise power along the column (fast-scan) and row (slow-scan)
         frequency axes, sampled at ``numpy.fft.rfftfreq`` / ``fftfreq`` of
@@ -144,20 +145,22 @@ class NoiseModel:
         dependence (``a ≈ 0``) it is ``x / sqrt(b)``. Returns float32.
         """
         x = np.asarray(image)
-        a, b = self.slope, self.intercept
-        lo = float(np.min(x)) if x.size else 0.0
-        # shot noise: a square root; otherwise (read noise, or a fit with no clear level
-        # dependence over the measured range) a plain rescaling
-        if a > 0 and a * lo + b + 0.375 * a * a > 0.25 * max(self.floor, 1e-300):
-            # float32 is enough: a x + b keeps seven digits of a variance that even on an
-            # image with a 3e6-count detector offset is ~1e-6 of either term
-            arg = np.asarray(x, np.float32) * np.float32(a) + np.float32(b + 0.375 * a * a)
-            np.maximum(arg, np.float32(0.0), out=arg)
-            np.sqrt(arg, out=arg)
-            arg *= np.float32(2.0 / a)
-            return arg
-        scale = np.sqrt(max(float(np.median(self.variance(x[:: max(1, x.shape[0] // 256)]))), self.floor, 1e-300))
-        return (np.asarray(x, np.float64) / scale).astype(np.float32)
+        a, b, f = self.slope, self.intercept, self.floor
+        med = float(np.median(x[:: max(1, x.shape[0] // 256)])) if x.size else 0.0
+        if not (a > 0 and a * med >= 0.1 * float(self.variance(med))):
+            # read noise only (the level sets under a tenth of the variance): a rescaling
+            return (np.asarray(x, np.float64) / np.sqrt(float(self.variance(med)))).astype(np.float32)
+        # y = ∫ dx / sqrt(variance): a square root where the line is above the floor
+        # (Anscombe's 3/8 included), a straight continuation with the floor's slope below it
+        # (the darkest places, where the fitted line would cross zero). float32 keeps seven
+        # digits of a x + b, ~1e-6 of either term even on a 3e6-count detector offset.
+        v = np.asarray(x, np.float32) * np.float32(a) + np.float32(b + 0.375 * a * a)
+        root = np.sqrt(np.maximum(v, np.float32(f)))
+        below = v < f
+        y = root * np.float32(2.0 / a)
+        if below.any():
+            y[below] += (v[below] - np.float32(f)) / np.float32(a * np.sqrt(f))
+        return y
 
     def filtered_std(self, level, kernel_l2: float, gain: float = 1.0):
         """Noise standard deviation after a linear filter, at ``level``.
@@ -185,6 +188,14 @@ def _quadratic_fit_kernel(half: int = 2):
     # row of the hat matrix that gives the fitted value at the centre
     h = np.linalg.solve(A.T @ A, A.T)[0]
     return h.reshape(yy.shape)
+
+
+def _counted(x) -> bool:
+    """Whether ``x`` looks like raw electron counts: non-negative integers, the darkest near 0."""
+    sample = np.asarray(x).ravel()[:: max(1, x.size // 20000)]
+    if sample.size == 0 or sample.min() < 0 or not np.all(sample == np.round(sample)):
+        return False
+    return float(np.quantile(sample, 0.01)) <= 0.25 * float(np.median(sample))
 
 
 def _level_variance_fit(level, sq, weights=None):
@@ -315,8 +326,15 @@ def estimate_noise(image, column_sigma: float | None = None, max_pixels: int = 7
         wts = counts[use] / (bins_var + bins_var.mean()) ** 2
         slope, intercept = _level_variance_fit(bl, bins_var, wts)
     intercept -= slope * shift  # back to the image's own level scale
+    # below the darkest measured level the variance is held at its value there: a detector
+    # with an offset and read noise can have a fitted line that crosses zero above the
+    # darkest pixels (a pore, vacuum). Counted electrons are the exception: integer counts
+    # near zero keep the line down to zero (0.02 counts, variance 0.02) where binning by
+    # level cannot resolve the darkest places at a fraction of a count per pixel
     positive = bins_var[bins_var > 0]
-    floor = float(positive.min()) if positive.size else 0.0
+    floor = 1e-3 * float(np.median(positive)) if positive.size else 0.0
+    if len(qs) >= 3 and not _counted(x + shift):
+        floor = max(floor, slope * float(np.min(bl)) + intercept + slope * shift)
     if floor <= 0:
         # a noise-free (simulated) image: a tiny floor keeps every ratio finite
         span = float(np.ptp(x)) or 1.0

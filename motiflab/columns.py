@@ -62,9 +62,15 @@ __all__ = [
 ]
 
 #: Smallest lattice support (a z-score, see :mod:`motiflab.sites`) that makes a
-#: candidate a lattice site. In the hollows of a lattice the support stays below
-#: ~1; the S₂ sites of WS₂ at one count per W peak reach 3-5.
-LATTICE_SUPPORT = 2.5
+#: candidate a lattice site: the weakest side of the crystal around it must add up
+#: to two noise units. In the hollows of a lattice the support stays below ~1.3
+#: (95 % below 0.5); the S₂ sites of WS₂ and the O sites of ABF at one count per
+#: brightest column reach 3-5.
+LATTICE_SUPPORT = 2.0
+
+#: A lattice site must hold this fraction of the average crystal's signal within about a
+#: lattice constant around it (a vacancy holds ~85 %, the vacuum inside a hole ~0).
+LOCAL_PRESENCE = 0.4
 
 #: Default ``min_contrast``: columns fainter than this fraction of the brightest
 #: columns are background. WS₂'s S₂ columns are ~0.15 of W in ADF (kept); O
@@ -665,8 +671,12 @@ def _significance(sm, noise: NoiseModel, repeat: float, translations=None, facto
     return contrast / sig, contrast, sig
 
 
-def _lattice_vectors(crop):
-    """Primitive translations (u, v) from the power spectrum of a crop (at most 768²), or None."""
+def _lattice_vectors(crop, repeat=None):
+    """Primitive translations (u, v) from the power spectrum of a crop (at most 768²), or None.
+
+    With the repeat measured by the autocorrelation, periods beyond 2.5 repeats are
+    not considered.
+    """
     from .lattice import _fft_vectors
 
     h, w = crop.shape
@@ -675,7 +685,7 @@ def _lattice_vectors(crop):
         r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
         crop = crop[r0:r0 + side, c0:c0 + side]
     try:
-        u, v = _fft_vectors(crop)
+        u, v = _fft_vectors(crop, max_period=None if repeat is None else 2.5 * repeat)
     except MotifLabError:
         return None
     if not (np.all(np.isfinite(u)) and np.all(np.isfinite(v))):
@@ -739,17 +749,46 @@ def _width_from_peaks(img, peaks, z, sigma0, n_max=400):
     return s_fit if (np.isfinite(s_fit) and p[0] > 0 and 0.5 <= s_fit <= 2.0 * R) else sigma0
 
 
-def _lattice_sites(zmap, cmap, translations, radius, border, min_level):
+def _translations_occupied(pts, vectors, tol) -> bool:
+    """Whether both lattice vectors map confident columns onto other confident columns.
+
+    A real lattice translation carries a column onto a column; a vector read
+    from the spectrum of an image without one (a glass, a nanoparticle, a hole)
+    does so only as often as any other vector of that length. Compared with
+    four such control vectors (u turned by ±17° and ±31°), so that a sparse
+    set of confident columns at low dose is judged against its own density.
+    """
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(pts)
+
+    def occupancy(t):
+        d1, _ = tree.query(pts + t, distance_upper_bound=tol)
+        d2, _ = tree.query(pts - t, distance_upper_bound=tol)
+        return float(np.mean(np.isfinite(d1) | np.isfinite(d2)))
+
+    controls = []
+    for ang in np.radians([17.0, -17.0, 31.0, -31.0]):
+        c, s = np.cos(ang), np.sin(ang)
+        controls.append(occupancy(np.array([c * vectors[0][0] - s * vectors[0][1],
+                                            s * vectors[0][0] + c * vectors[0][1]])))
+    baseline = float(np.mean(controls))
+    return min(occupancy(t) for t in vectors) >= max(3.0 * baseline, baseline + 0.15)
+
+
+def _lattice_sites(zmap, cmap, translations, radius, border, min_level, reach):
     """Sites of the crystal: maxima of the lattice-averaged significance the crystal backs all round.
 
-    Returns the sub-pixel site positions and their lattice support.
+    ``reach`` (px, about a lattice constant) sets the neighbourhood in which a
+    site must hold at least :data:`LOCAL_PRESENCE` of the average crystal's
+    signal. Returns the sub-pixel site positions and their lattice support.
     """
     from .sites import lattice_average, lattice_evidence, subpixel_peaks
 
     # the average crystal, and its peakedness (minus its Laplacian): a dim column on the
     # shoulders of bright neighbours (S₂ between three W, 1/7 of their height in noise
-    # units) is a peak of the curvature even where the bright tails leave it no maximum
-    # the nearest 36-48 translations already lift sites 6-7x out of the noise; the site
+    # units) is a peak of the curvature even where the bright tails leave it no maximum.
+    # The nearest 36-48 translations already lift sites 6-7x out of the noise; the site
     # support below uses them all
     near = translations[: max(8, min(len(translations), 48))]
     avg = lattice_average(zmap, near, 1)
@@ -764,7 +803,29 @@ def _lattice_sites(zmap, cmap, translations, radius, border, min_level):
     support, pooled = lattice_evidence(zmap, cmap, sites, translations)
     with np.errstate(invalid="ignore"):
         ok = (support >= LATTICE_SUPPORT) & (pooled >= min_level)
+    # the crystal must be there: around a site the image holds a good part of the average
+    # crystal's signal (a vacancy keeps its neighbours; vacuum a lattice constant inside a
+    # hole has nothing, though the support from the crystal beyond can still be high)
+    here, typical = _local_means([zmap, avg], sites[ok], reach)
+    # ... unless the local mean is too noisy to say: a Gaussian mean of width `reach` over
+    # a unit-noise map correlated over a column (~radius) varies by ~1.4 radius/reach
+    noise = 1.4 * radius / reach
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok[np.flatnonzero(ok)] = (here >= LOCAL_PRESENCE * typical) | (here >= typical - 3.0 * noise)
     return sites[ok], support[ok]
+
+
+def _local_means(maps, points, reach):
+    """Gaussian-weighted means (width ``reach``) of each map at each point, on a coarse grid."""
+    f = int(max(1, reach // 4))
+    out = []
+    for m in maps:
+        h, w = (m.shape[0] // f) * f, (m.shape[1] // f) * f
+        small = np.asarray(m[:h, :w], np.float32).reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+        sm = ndimage.gaussian_filter(small, reach / f, mode="nearest")
+        q = (np.asarray(points, float) - 0.5 * (f - 1)) / f
+        out.append(ndimage.map_coordinates(sm, q.T, order=1, mode="nearest") if len(q) else np.zeros(0))
+    return out
 
 
 def _check_finder_params(smoothing, threshold, border, spacing, lattice, min_contrast, refine):
@@ -883,7 +944,7 @@ def find_columns(
     h, w = img.shape
     # the crystal's translations, when it is one: the background is then read from the
     # lattice-averaged image, about eight times less noisy than the image itself
-    vectors = _lattice_vectors(crop) if use_lattice else None
+    vectors = _lattice_vectors(crop, repeat) if use_lattice else None
     T = None if vectors is None else lattice_translations(vectors[0], vectors[1])
     if T is not None and len(T) < 8:
         vectors, T = None, None
@@ -922,34 +983,41 @@ def find_columns(
     rr0, cc0 = rr, cc
     rr, cc, z, c = score(rr0, cc0)
     pts = np.column_stack([rr, cc]).astype(np.float64)
-    own = z >= threshold
-    if not own.any():
-        raise MotifLabError(
+    def no_columns():
+        return MotifLabError(
             f"no atom columns found: no peak stands {threshold:g} noise units above its background "
-            f"({n_candidates} candidate maxima, the strongest at {float(z.max()) if len(z) else 0.0:.1f}). "
-            "Lower `threshold`, try smoothing='matched' or 'gaussian', or check `invert` "
-            "(columns dark on a bright background need invert=True)."
+            f"({n_candidates} candidate maxima, the strongest at {float(z.max()) if len(z) else 0.0:.1f}) "
+            "and no lattice repeats faint ones. Lower `threshold`, try smoothing='matched' or 'gaussian', "
+            "or check `invert` (columns dark on a bright background need invert=True)."
         )
-    # "as bright as the brightest columns": the 90th percentile of the significant peaks
-    ref = float(np.percentile(c[own], 90))
-    accepted = own & (c >= min_contrast * ref)
+
+    # the confident peaks (3 noise units and up) decide whether the image is a crystal and
+    # what "as bright as the brightest columns" means; a column on its own needs `threshold`
+    own = z >= threshold
+    confident = z >= min(threshold, 3.0)
+    if not confident.any():
+        raise no_columns()
     if T is not None:
-        # the lattice is real when the confident columns are periodic; if not, score
-        # again against the plain local background
-        support_own, pooled_own = lattice_evidence(zmap, cmap, pts[own], T)
-        if accepted.sum() >= 8 and np.nanmedian(support_own) >= LATTICE_SUPPORT:
-            # on a crystal the brightest columns' contrast is read from the average crystal,
-            # free of the noise that lifts the 90th percentile of single peaks at low dose
-            ref = float(np.nanpercentile(pooled_own, 90))
-            accepted = own & (c >= min_contrast * ref)
+        support_c, pooled_c = lattice_evidence(zmap, cmap, pts[confident], T)
+        if confident.sum() >= 8 and np.nanmedian(support_c) >= LATTICE_SUPPORT and \
+                _translations_occupied(pts[confident], vectors, 0.5 * r_max + 1.0):
+            # the brightest columns' contrast read from the average crystal, free of the
+            # noise that lifts the 90th percentile of single peaks at low dose
+            ref = float(np.nanpercentile(pooled_c, 90))
         else:
+            # no lattice after all: score again against the plain local background
             vectors, T = None, None
             zmap, cmap, sig = _significance(sm, noise, repeat)
             rr, cc, z, c = score(rr0, cc0)
             pts = np.column_stack([rr, cc]).astype(np.float64)
             own = z >= threshold
-            ref = float(np.percentile(c[own], 90)) if own.any() else float(c.max())
-            accepted = own & (c >= min_contrast * ref)
+            confident = z >= min(threshold, 3.0)
+    if T is None:
+        if not own.any():
+            raise no_columns()
+        # "as bright as the brightest columns": the 90th percentile of the significant peaks
+        ref = float(np.percentile(c[own], 90))
+    accepted = own & (c >= min_contrast * ref)
 
     pos = pts[accepted]
     quality = z[accepted]
@@ -966,7 +1034,7 @@ def find_columns(
     matched = np.zeros(len(pts), bool)  # candidates that turned out to be a lattice site
 
     if T is not None:
-        sites, site_support = _lattice_sites(zmap, cmap, T, r_max, border, min_contrast * ref)
+        sites, site_support = _lattice_sites(zmap, cmap, T, r_max, border, min_contrast * ref, 0.6 * repeat)
         if len(sites):
             # a site and a significant peak within half a spacing are the same column: keep
             # the peak's position (its own evidence) and mark it as a lattice site
@@ -993,6 +1061,9 @@ def find_columns(
         nn_all = nearest_neighbour_distance(pos)
         if np.isfinite(nn_all):
             nn = float(np.clip(nn_all, 2.0 * r_max, 1.05 * repeat))
+
+    if len(pos) == 0:
+        raise no_columns()
 
     # sub-pixel positions: peaks refined on the smoothed image; lattice sites whose own
     # peak is too faint keep the lattice average's (sub-pixel) maximum, which the noise

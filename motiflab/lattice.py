@@ -550,8 +550,13 @@ def _place_origin(o, u, v, sites, p):
 # --------------------------------------------------------------------------- fft method
 
 
-def _fft_vectors(image: np.ndarray, max_peaks: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Real-space basis from the two shortest strong reciprocal peaks of an image."""
+def _fft_vectors(image: np.ndarray, max_peaks: int = 40, max_period: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Real-space basis from the two shortest strong reciprocal peaks of an image.
+
+    ``max_period`` (px) ignores peaks of longer periods: a hole, a thickness
+    gradient or contamination puts strong power at low frequencies that is no
+    lattice.
+    """
     img = np.asarray(image, dtype=float)
     h, w = img.shape
     win = np.outer(np.hanning(h), np.hanning(w))
@@ -562,6 +567,8 @@ def _fft_vectors(image: np.ndarray, max_peaks: int = 40) -> tuple[np.ndarray, np
     kx = (np.arange(w) - cx) / w
     kr = np.hypot(ky[:, None], kx[None, :])
     pw[kr < 4.0 / min(h, w)] = 0  # DC and the window's own leakage
+    if max_period is not None and max_period > 0:
+        pw[kr < 1.0 / max_period] = 0
     pk = (pw == ndimage.maximum_filter(pw, size=5)) & (pw > 0)
     rr, cc = np.nonzero(pk)
     vals = pw[rr, cc]

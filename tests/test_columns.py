@@ -46,71 +46,169 @@ def test_refinement_beats_integer_positions():
     from motiflab.datasets import make_tmd
 
     sim = make_tmd("MoSe2", shape=(256, 256), dose=500, seed=2)
-    _, m_int = _score(sim, refine="none")
-    _, m_com = _score(sim, refine="com")
-    _, m_gau = _score(sim, refine="gaussian")
+    _, m_int = _score(sim, refine="none", lattice="off")
+    _, m_com = _score(sim, refine="com", lattice="off")
+    _, m_gau = _score(sim, refine="gaussian", lattice="off")
     assert m_com.median_error < 0.75 * m_int.median_error
-    assert m_gau.median_error < 0.75 * m_int.median_error
+    # the 2-D Gaussian fit is not pulled by the neighbours' tails as the centre of mass is
+    assert m_gau.median_error < 0.12 and m_gau.median_error < 0.6 * m_com.median_error
 
 
-@pytest.mark.parametrize("smoothing", ["svd", "fft", "gaussian"])
+# --------------------------------------------------------------------------- dose sweep
+# The column peak of each structure per unit dose (mean counts per pixel) in the
+# generator's normalisation; ABF is given ten times the ADF peak's counts as its bright
+# background (the bright-field detector collects most of the beam, the ADF detector a
+# few per cent), so "1 count" means a 10-count background with ~2-count dips.
+PEAK_PER_DOSE = {"MoSe2": 3.237, "WS2": 5.675, "adf": 6.546, "abf": 1.024 / 10}
+
+
+def sweep_image(kind, counts, seed=1, shape=(384, 384)):
+    """A test image of one kind at ``counts`` expected counts at its brightest (metal/A) column peak."""
+    from motiflab.datasets import make_perovskite, make_tmd
+
+    dose = counts / PEAK_PER_DOSE[kind]
+    if kind in ("MoSe2", "WS2"):
+        return make_tmd(kind, shape=shape, chalcogen_vacancy_rate=0.03, dose=dose, seed=seed)
+    return make_perovskite(shape=shape, mode=kind, dose=dose, seed=seed)
+
+
+def sweep_mask(sim):
+    """The columns that must be found: visible, off the border; O columns of ADF images are optional."""
+    mask = interior_visible(sim.truth, sim.image.shape)
+    optional = np.zeros(len(mask), bool)
+    if sim.params.get("mode") == "adf":
+        optional = sim.truth.sublattice == "O"
+    return mask & ~optional, optional
+
+
+@pytest.mark.parametrize("kind", ["MoSe2", "WS2", "adf", "abf"])
+@pytest.mark.parametrize("counts, floor", [(3.0, 0.98), (1.0, 0.95)])
+def test_low_dose_detection(kind, counts, floor):
+    """Recall and precision down to one count at the brightest column peak (the paper's 1/50 dose)."""
+    from motiflab.metrics import match_columns
+
+    sim = sweep_image(kind, counts)
+    must, optional = sweep_mask(sim)
+    cols = columns.find_columns(sim.image)
+    m = match_columns(cols.positions, sim.truth.positions, tol=1.5, true_mask=must | optional)
+    recall = np.isin(np.flatnonzero(must), m.found_to_true).mean()
+    assert recall >= floor and m.precision >= floor, (kind, counts, recall, m.precision)
+
+
+def test_faint_sublattice_needs_the_lattice_at_low_dose():
+    """WS₂'s S₂ at one count per W peak: under two noise units each, found from the crystal's repeats."""
+    from motiflab.metrics import match_columns
+
+    sim = sweep_image("WS2", 1.0)
+    s_sites = interior_visible(sim.truth, sim.image.shape) & (sim.truth.sublattice == "chalcogen")
+    on = columns.find_columns(sim.image)
+    off = columns.find_columns(sim.image, lattice="off")
+    r_on = match_columns(on.positions, sim.truth.positions, tol=1.5, true_mask=s_sites).recall
+    r_off = match_columns(off.positions, sim.truth.positions, tol=1.5, true_mask=s_sites).recall
+    assert r_on >= 0.95 and r_off < 0.5, (r_on, r_off)
+    assert on.lattice_vectors is not None and off.lattice_vectors is None
+    # many S₂ sites are lattice sites whose own peak is below the threshold
+    m = match_columns(on.positions, sim.truth.positions, tol=1.5, true_mask=s_sites)
+    s_found = (m.found_to_true >= 0) & s_sites[np.maximum(m.found_to_true, 0)]
+    assert on.on_lattice[s_found].mean() > 0.95 and (on.quality[s_found] < 5).mean() > 0.3
+
+
+def test_rejected_candidates_are_background_maxima():
+    from motiflab.metrics import match_columns
+
+    sim = sweep_image("MoSe2", 1.0)
+    cols = columns.find_columns(sim.image)
+    assert cols.n_rejected > 50 and len(cols.rejected_quality) == cols.n_rejected
+    hit = match_columns(cols.rejected_positions, sim.truth.positions, tol=1.5).found_to_true >= 0
+    assert hit.mean() < 0.1  # almost none of them sits on a column
+    assert np.all(cols.rejected_quality < cols.params["threshold"])
+
+
+def test_faint_periodic_ripple_is_not_columns_by_default():
+    """O columns in an ADF perovskite, ~4 % of Sr: background to a microscopist (min_contrast)."""
+    from motiflab.metrics import match_columns
+
+    sim = sweep_image("adf", 300.0)
+    o_sites = interior_visible(sim.truth, sim.image.shape) & (sim.truth.sublattice == "O")
+
+    def o_recall(c):
+        return match_columns(c.positions, sim.truth.positions, tol=1.5, true_mask=o_sites).recall
+
+    assert o_recall(columns.find_columns(sim.image)) == 0.0
+    assert o_recall(columns.find_columns(sim.image, min_contrast=0.0)) > 0.9
+
+
+def test_large_detector_offset_does_not_erase_the_signal():
+    """float64 with a 1e8 offset: the median is removed before anything becomes float32."""
+    from motiflab.datasets import make_tmd
+
+    sim = make_tmd("MoSe2", shape=(192, 192), dose=50, seed=3)
+    a = columns.find_columns(sim.image)
+    b = columns.find_columns(sim.image.astype(np.float64) + 1e8)
+    assert len(a) == len(b)
+    np.testing.assert_allclose(a.positions, b.positions, atol=0.05)
+    # the noise model is returned in the image's own units
+    assert b.noise_model.variance(1e8 + 20.0) == pytest.approx(a.noise_model.variance(20.0), rel=0.05)
+
+
+def test_vacuum_region_gets_no_columns():
+    """A crystal with a wide hole: no lattice site is placed in the vacuum."""
+    from motiflab.datasets import make_tmd
+
+    sim = make_tmd("MoSe2", shape=(384, 384), dose=30, seed=4)
+    img = sim.image.copy()
+    yy, xx = np.mgrid[0:384, 0:384]
+    hole = np.hypot(yy - 192, xx - 192) < 90
+    img[hole] = np.random.default_rng(0).poisson(0.05 * sim.params["dose"], hole.sum())
+    cols = columns.find_columns(img)
+    r = np.hypot(*(cols.positions - 192).T)
+    assert np.sum(r < 90 - 12) == 0
+
+
+def test_columns_without_a_lattice():
+    """Columns at random places (a nanoparticle edge, a glass): found on their own evidence alone."""
+    from motiflab.metrics import match_columns
+
+    rng = np.random.default_rng(0)
+    pts = []
+    while len(pts) < 250:  # random positions at least 9 px apart
+        p = rng.uniform(10, 246, 2)
+        if all(np.hypot(*(p - q)) >= 9 for q in pts):
+            pts.append(p)
+    pts = np.array(pts)
+    yy, xx = np.mgrid[0:256, 0:256]
+    clean = 0.2 + sum(np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.8**2)) for y, x in pts)
+    img = rng.poisson(clean * 40).astype(np.float32)
+    cols = columns.find_columns(img)
+    m = match_columns(cols.positions, pts, tol=1.5)
+    assert m.recall >= 0.97 and m.precision >= 0.97, (m.recall, m.precision)
+    assert cols.lattice_vectors is None and not cols.on_lattice.any()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(threshold=float("nan")), "threshold"),
+    (dict(threshold="abc"), "threshold"),
+    (dict(lattice="maybe"), "lattice"),
+    (dict(min_contrast=2.0), "min_contrast"),
+    (dict(spacing=float("inf")), "spacing"),
+    (dict(border=-1), "border"),
+    (dict(refine="magic"), "refinement"),
+    (dict(smoothing="median"), "smoothing"),
+])
+def test_bad_parameters_give_clear_errors(kw, match):
+    from motiflab.datasets import make_tmd
+
+    with pytest.raises(MotifLabError, match=match):
+        columns.find_columns(make_tmd("MoSe2", shape=(96, 96), dose=50).image, **kw)
+
+
+@pytest.mark.parametrize("smoothing", ["matched", "svd", "fft", "gaussian"])
 def test_every_smoother_finds_the_lattice(smoothing):
     from motiflab.datasets import make_tmd
 
     sim = make_tmd("MoSe2", shape=(256, 256), dose=300, seed=4)
     _, m = _score(sim, smoothing=smoothing)
     assert m.recall >= 0.98 and m.precision >= 0.97, (smoothing, m.recall, m.precision)
-
-
-def test_svd_denoise_reduces_noise_keeps_signal():
-    from motiflab.datasets import make_tmd
-
-    clean = make_tmd("MoSe2", shape=(256, 256), seed=9)
-    noisy = make_tmd("MoSe2", shape=(256, 256), dose=20, seed=9)
-    ref = clean.image / clean.image.mean() * noisy.image.mean()
-    den = columns.svd_denoise(noisy.image)
-    err_raw = np.sqrt(np.mean((noisy.image - ref) ** 2))
-    err_den = np.sqrt(np.mean((den - ref) ** 2))
-    assert err_den < 0.5 * err_raw
-
-
-def test_svd_kernel_equals_explicit_window_projection():
-    """The convolution shortcut is exactly "project every window, average the overlaps".
-
-    Checked on a periodic image (every pixel in k² windows) with an arbitrary
-    rank-r projector, against the explicit construction.
-    """
-    rng = np.random.default_rng(0)
-    h, w, k, r = 12, 14, 4, 3
-    x = rng.normal(size=(h, w))
-    V, _ = np.linalg.qr(rng.normal(size=(k * k, r)))
-    Pm = V @ V.T
-    out = np.zeros((h, w))
-    for i in range(h):
-        for j in range(w):
-            rows = (i + np.arange(k)) % h
-            cols = (j + np.arange(k)) % w
-            win = x[np.ix_(rows, cols)].ravel()
-            out[np.ix_(rows, cols)] += (Pm @ win).reshape(k, k)
-    explicit = out / (k * k)
-    K = columns._kernel_from_projector(Pm, k)
-    fast = np.zeros((h, w))
-    for dy in range(-(k - 1), k):
-        for dx in range(-(k - 1), k):
-            fast += K[dy + k - 1, dx + k - 1] * np.roll(x, (-dy, -dx), axis=(0, 1))
-    np.testing.assert_allclose(fast, explicit, atol=1e-12)
-
-
-def test_svd_rank_follows_noise():
-    """Automatic rank: more components survive at high SNR than at low SNR."""
-    from motiflab.datasets import make_tmd
-
-    hi = make_tmd("MoSe2", shape=(192, 192), dose=2000, seed=1).image.astype(np.float64)
-    lo = make_tmd("MoSe2", shape=(192, 192), dose=5, seed=1).image.astype(np.float64)
-    k_hi = columns._svd_kernel(hi, 15, None, columns._noise_sigma(hi))
-    k_lo = columns._svd_kernel(lo, 15, None, columns._noise_sigma(lo))
-    # a kernel keeping fewer components passes less white noise
-    assert np.sqrt((k_lo**2).sum()) < np.sqrt((k_hi**2).sum())
 
 
 def test_abf_dark_columns_detected_and_found():
@@ -179,16 +277,3 @@ def test_threaded_filters_equal_scipy(shape):
             assert np.array_equal(_disk_maxima(img, radius), ref)
 
 
-def test_fft_kernel_equals_direct_correlation():
-    from scipy import ndimage
-
-    from motiflab.columns import _apply_kernel
-
-    rng = np.random.default_rng(4)
-    img = rng.random((90, 70)).astype(np.float32)
-    K = rng.random((11, 11))
-    # np.pad "reflect" is ndimage's "mirror"; the filter acts on the mean-removed image
-    mean = img.mean(dtype=np.float64)
-    ref = ndimage.correlate(img - mean, K, mode="mirror") + mean
-    got = _apply_kernel(img, K)
-    assert np.abs(got - ref).max() < 1e-5 * np.abs(ref).max()

@@ -424,6 +424,30 @@ class Analysis:
             units=np.str_(self.calibration.units),
             n_dropped=np.int64(self.patches.n_dropped),
             edits=np.str_(json.dumps(self.edits)),
+            quality=np.asarray(self.columns.quality[self.patches.index], dtype=np.float32),
+            detection=np.str_(json.dumps(self.detection_record())),
+        )
+
+    def detection_record(self) -> dict:
+        """How the columns were found: smoothing used, thresholds, lattice, noise (JSON-ready)."""
+        c = self.columns
+        nm = c.noise_model
+        return dict(
+            smoothing=c.params.get("smoothing"),
+            smoothing_params={k: (None if v is None else float(v)) for k, v in c.params.get("smoothing_params", {}).items()},
+            threshold=float(c.params.get("threshold", float("nan"))),
+            lattice=c.params.get("lattice"),
+            lattice_vectors=None if c.lattice_vectors is None else np.asarray(c.lattice_vectors).tolist(),
+            min_contrast=float(c.params.get("min_contrast", float("nan"))),
+            inverted=bool(c.inverted),
+            column_sigma_px=float(c.column_sigma),
+            repeat_px=float(c.repeat),
+            spacing_px=float(c.spacing),
+            n_candidates=int(c.n_candidates),
+            n_rejected=int(c.n_rejected),
+            n_lattice_sites=int(np.count_nonzero(c.on_lattice)),
+            noise=None if nm is None else dict(slope=float(nm.slope), intercept=float(nm.intercept),
+                                               floor=float(nm.floor), correlated=not nm.white),
         )
 
     def save(self, path, overwrite=False) -> Path:
@@ -463,7 +487,10 @@ class Analysis:
         lines = [
             f"image {self.image.shape[0]}×{self.image.shape[1]} px"
             + (f" ({cal.scale:.4g} {cal.units}/px)" if cal.calibrated else ""),
-            f"columns found {len(self.columns)}, analysed {len(self.positions)} "
+            f"columns found {len(self.columns)}"
+            + (f" ({int(np.count_nonzero(self.columns.on_lattice))} on lattice sites)"
+               if self.columns.lattice_vectors is not None else "")
+            + f", {self.columns.n_rejected} candidates rejected as background; analysed {len(self.positions)} "
             f"(dropped at border {self.patches.n_dropped}), patch size {self.patch_size} px",
             f"motifs {m.n_motifs}: " + ", ".join(f"#{i}: {c}" for i, c in enumerate(m.counts))
             + (f"; unassigned {m.n_unassigned}" if m.n_unassigned else ""),

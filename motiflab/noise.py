@@ -311,20 +311,22 @@ def estimate_noise(image, column_sigma: float | None = None, max_pixels: int = 7
     # bins from the darkest places to well below the column peaks, where the curvature
     # of the columns (left over by the quadratic fit at high dose) would bias the residual
     qs = np.unique(np.quantile(lv, np.linspace(0.02, 0.85, 25)))
-    if len(qs) < 3:
-        bins_var = np.array([float(np.mean(rv))])
-        slope, intercept = 0.0, float(bins_var[0])
-    else:
+    bl = np.zeros(0)
+    if len(qs) >= 3:
         idx = np.digitize(lv, qs) - 1
         ok = (idx >= 0) & (idx < len(qs) - 1)
         counts = np.bincount(idx[ok], minlength=len(qs) - 1)
         sums_v = np.bincount(idx[ok], rv[ok], minlength=len(qs) - 1)
         sums_x = np.bincount(idx[ok], xv[ok], minlength=len(qs) - 1)
-        use = counts >= 50
+        use = counts >= min(50, max(5, int(ok.sum()) // 100))
         bl = sums_x[use] / counts[use]
         bins_var = sums_v[use] / counts[use]
+    if len(bl) >= 2:
         wts = counts[use] / (bins_var + bins_var.mean()) ** 2
         slope, intercept = _level_variance_fit(bl, bins_var, wts)
+    else:  # too few pixels or levels to see a level dependence
+        bins_var = np.array([float(np.mean(rv))])
+        slope, intercept = 0.0, float(bins_var[0])
     intercept -= slope * shift  # back to the image's own level scale
     # below the darkest measured level the variance is held at its value there: a detector
     # with an offset and read noise can have a fitted line that crosses zero above the
@@ -333,7 +335,7 @@ def estimate_noise(image, column_sigma: float | None = None, max_pixels: int = 7
     # level cannot resolve the darkest places at a fraction of a count per pixel
     positive = bins_var[bins_var > 0]
     floor = 1e-3 * float(np.median(positive)) if positive.size else 0.0
-    if len(qs) >= 3 and not _counted(x + shift):
+    if len(bl) >= 2 and not _counted(x + shift):
         floor = max(floor, slope * float(np.min(bl)) + intercept + slope * shift)
     if floor <= 0:
         # a noise-free (simulated) image: a tiny floor keeps every ratio finite

@@ -34,6 +34,15 @@ def _pipeline():
     sim = make_tmd("MoSe2", shape=(160, 160), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
     an = Analysis(sim.to_signal(), n_iter=20, seed=0).run()
     build_hierarchy(an.positions, assign_noise(an.layout.embedding, an.motifs.labels))
+    # the kernels only some images reach: centre-of-mass refinement (where a Gaussian fit
+    # fails), the separation tests' mixture fits (where a motif's counts look mixed)
+    from .columns import refine_positions
+    from .separation import _gmm2, _tail_group
+
+    refine_positions(an.image, an.positions[:8], 9.0, method="com")
+    counts = np.r_[np.random.default_rng(0).normal(0, 1, 500), np.random.default_rng(1).normal(6, 1, 30)]
+    _gmm2(counts)
+    _tail_group(counts)
 
 
 def _large_inputs():

@@ -76,6 +76,14 @@ def test_result_arrays_follow_the_cli_contract(small):
     P = int(r["patch_size"])
     assert r["class_averages"].shape[1:] == (P, P)
     assert r["class_averages"].shape[0] == r["labels"].max() + 1
+    # additions: every column's significance, and how the columns were found
+    assert r["quality"].shape == (n,) and r["quality"].dtype == np.float32
+    np.testing.assert_array_equal(r["quality"], an.columns.quality[an.patches.index])
+    import json
+
+    det = json.loads(str(r["detection"]))
+    assert det["smoothing"] == "matched" and det["threshold"] == 5.0
+    assert det["n_rejected"] == an.columns.n_rejected and det["noise"]["slope"] > 0
 
 
 def test_calibration_is_carried_through(small):

@@ -4,8 +4,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from motiflab.errors import MotifLabError
-from motiflab.motifs import (attach_noise, class_averages, cluster_layout, find_motifs, merge_similar,
-                             reconstruct_image)
+from motiflab.motifs import attach_noise, class_averages, cluster_layout, find_motifs, reconstruct_image
 
 
 def _blobs(n, seed=0, rare=0.002):
@@ -47,17 +46,24 @@ def test_subsampled_clustering_is_seeded():
     np.testing.assert_array_equal(cluster_layout(Y, random_state=1), cluster_layout(Y, random_state=1))
 
 
-def test_merge_similar_joins_near_duplicates_only():
+def test_find_motifs_follows_the_evidence_not_the_layout():
+    """Two layout clusters of one population become one motif; a distinct small group stays apart."""
+    from .test_separation import P, SPACING, SIGMA, _patches
+
+    ev = np.vstack([_patches(800, seed=1), _patches(60, centre=0.3, seed=2)])
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=66), rng.normal(size=66)
-    # class A split into two groups differing by 5 % of the scale; class B far away
-    X = np.vstack([a + rng.normal(0, 0.01, (50, 66)), a + 0.05 * np.linalg.norm(a - b) / 8 + rng.normal(0, 0.01, (50, 66)),
-                   b + rng.normal(0, 0.01, (50, 66))])
-    labels = np.repeat([0, 1, 2], 50)
-    merged = merge_similar(labels, X, threshold=0.35)
-    assert len(np.unique(merged)) == 2
-    assert len(np.unique(merged[:100])) == 1 and merged[100] != merged[0]
-    assert len(np.unique(merge_similar(labels, X, threshold=0))) == 3
+    # the layout cut the big population in two blobs and put the defect in a third
+    Y = np.vstack([rng.normal((0, 0), 0.5, (400, 2)), rng.normal((10, 0), 0.5, (400, 2)),
+                   rng.normal((0, 10), 0.5, (60, 2))])
+    patches = ev.reshape(-1, P, P)
+    m = find_motifs(Y, patches, evidence=patches, spacing=SPACING, column_sigma=SIGMA)
+    assert m.n_motifs == 2
+    assert len(np.unique(m.labels[:800])) == 1 and len(np.unique(m.labels[800:])) == 1
+    # min_separation=0 keeps the layout's three clusters
+    m0 = find_motifs(Y, patches, evidence=patches, spacing=SPACING, column_sigma=SIGMA, min_separation=0)
+    assert m0.n_motifs == 3
+    with pytest.raises(MotifLabError, match="spacing"):
+        find_motifs(Y, patches, evidence=patches)
 
 
 def test_attach_noise_only_inside_a_class():

@@ -42,12 +42,12 @@ __all__ = ["Explorer", "explore", "CONTROLS"]
 
 #: the parameters with a control, in display order per tab
 CONTROLS = {
-    "Columns": ["smoothing", "smoothing_strength", "threshold"],
+    "Columns": ["smoothing", "smoothing_strength", "threshold", "lattice", "min_contrast"],
     "Patches & features": ["patch_size", "n_max", "rotinv"],
     "Graph & layout": ["n_neighbors", "negative_samples", "n_iter", "stage_split", "seed",
                        "stage1_alpha", "stage1_beta", "stage1_n", "stage1_m",
                        "stage2_alpha", "stage2_beta", "stage2_n", "stage2_m"],
-    "Motifs": ["min_cluster_size"],
+    "Motifs": ["min_cluster_size", "min_separation"],
 }
 
 
@@ -174,8 +174,12 @@ class Explorer:
             self.controls[name] = w
             return w
 
-        smoothing = W.Dropdown(options=["svd", "fft", "gaussian", "none"], value=an.params["smoothing"],
-                               description="smoothing", style=style, layout=wide)
+        from motiflab.smoothing import METHODS
+
+        smoothing = W.Dropdown(options=list(METHODS), value=an.params["smoothing"],
+                               description="smoothing", style=style, layout=wide,
+                               tooltip="matched: a Gaussian as wide as a column (best from 1 count per peak up); "
+                                       "svd / fft: the paper's smoothers")
         self.controls["smoothing"] = smoothing
         st = an.params["smoothing_strength"]
         strength = W.FloatText(value=0.0 if st is None else float(st), description="strength", style=style,
@@ -183,7 +187,17 @@ class Explorer:
         strength_auto = W.Checkbox(value=st is None, description="auto", indent=False, layout=W.Layout(width="80px"))
         self.controls["smoothing_strength"] = strength
         self.controls["smoothing_strength_auto"] = strength_auto
-        threshold = slider(W.FloatSlider, "threshold", "column threshold", min=0.5, max=20.0, step=0.5)
+        threshold = slider(W.FloatSlider, "threshold", "peak signif. (σ)", min=0.5, max=20.0, step=0.5,
+                           tooltip="how many noise units a column's own peak must stand above the dark gap "
+                                   "around it; lattice sites use the crystal's repeats instead")
+        lattice = W.Checkbox(value=an.params["lattice"] in ("auto", True), description="use the crystal lattice",
+                             indent=False, style=style,
+                             tooltip="accept faint columns on sites the crystal repeats all around them "
+                                     "(dim sublattices at low dose) and fill in sites hidden by noise")
+        self.controls["lattice"] = lattice
+        min_contrast = slider(W.FloatSlider, "min_contrast", "min contrast", min=0.0, max=0.5, step=0.01,
+                              tooltip="columns fainter than this fraction of the brightest are background "
+                                      "(e.g. O in an ADF image of SrTiO₃)")
 
         h, w = an.image.shape
         patch = slider(W.IntSlider, "patch_size", "patch size (px)", min=5, max=int(max(7, min(121, min(h, w) // 2))))
@@ -219,14 +233,19 @@ class Explorer:
         gran_auto = W.Checkbox(value=mcs is None, description="auto", indent=False, layout=W.Layout(width="80px"))
         self.controls["min_cluster_size"] = gran
         self.controls["min_cluster_size_auto"] = gran_auto
+        separation = slider(W.FloatSlider, "min_separation", "separation (σ)", min=0.0, max=8.0, step=0.25,
+                            tooltip="two motifs stay apart only if single columns can be told apart by this "
+                                    "many noise units; larger gives fewer, broader motifs, 0 keeps the "
+                                    "layout's clusters")
 
         # --- wiring: every control maps to one parameter
         def on(name, conv=lambda v: v):
             self.controls[name].observe(lambda ch: self._control_changed(name, conv(ch["new"])), names="value")
 
-        for name in ("smoothing", "threshold", "n_max", "rotinv", "n_neighbors", "negative_samples", "n_iter",
-                     "stage_split", "seed"):
+        for name in ("smoothing", "threshold", "min_contrast", "min_separation", "n_max", "rotinv", "n_neighbors",
+                     "negative_samples", "n_iter", "stage_split", "seed"):
             on(name)
+        on("lattice", lambda v: "auto" if v else "off")
         for i in (1, 2):
             for f in ("alpha", "beta", "n", "m"):
                 on(f"stage{i}_{f}", float)
@@ -236,10 +255,10 @@ class Explorer:
         self._link_auto(gran, gran_auto, "min_cluster_size", int)
 
         tabs = {
-            "Columns": W.VBox([smoothing, W.HBox([strength, strength_auto]), threshold]),
+            "Columns": W.VBox([smoothing, W.HBox([strength, strength_auto]), threshold, lattice, min_contrast]),
             "Patches & features": W.VBox([W.HBox([patch, patch_auto]), n_max, rotinv]),
             "Graph & layout": W.HBox([W.VBox([k, kp, n_iter, split, seed]), forces]),
-            "Motifs": W.VBox([W.HBox([gran, gran_auto])]),
+            "Motifs": W.VBox([W.HBox([gran, gran_auto]), separation]),
             "Curation": self._build_curation(W),
             "Export": self._build_export(W),
         }
@@ -331,6 +350,8 @@ class Explorer:
             if v in (None, "auto"):
                 return int(self.analysis.patch_size) if self.analysis.is_cached("patch_size") else 15
             return int(v)
+        if name == "lattice":
+            return v in ("auto", True)
         if v is None:
             return self._layout_defaults.get(name, 0)
         return v

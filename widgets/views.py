@@ -292,6 +292,13 @@ class ExplorerViews:
                                    name="columns_on_micrograph")
         self.micro_hover = HoverTool(renderers=[self.markers], tooltips=self._tooltip(True), name="micro_hover")
         fig.add_tools(self.micro_hover)
+        # the candidates column finding rejected (noise maxima, faint ripple), off until asked for
+        self.rejected_source = ColumnDataSource(dict(x=[], y=[], q=[]), name="rejected")
+        self.rejected = fig.scatter("x", "y", source=self.rejected_source, marker="x", size=7, line_width=1.5,
+                                    line_color="#ff00ff", visible=False, name="rejected_candidates")
+        fig.add_tools(HoverTool(renderers=[self.rejected], name="rejected_hover",
+                                tooltips='<div class="motiflab-tip">rejected candidate: @q{0.0} noise units '
+                                         '(a column needs the peak-significance threshold, or a lattice site)</div>'))
         fig.grid.visible = False
         _add_scale_bar(fig, cal)
         self.micrograph = fig
@@ -424,13 +431,18 @@ class ExplorerViews:
 
     def _build_layout(self):
         from bokeh.layouts import column, row
-        from bokeh.models import Div
+        from bokeh.models import CustomJS, Div, Toggle
 
         self.summary = Div(text="", width=self.width + int(self.width * 0.8), name="summary")
+        # a browser-side switch, so it works in the saved HTML as in the notebook
+        self.rejected_toggle = Toggle(label="show rejected candidates (0)", active=False, width=self.width,
+                                      name="rejected_toggle")
+        self.rejected_toggle.js_on_change("active", CustomJS(args=dict(r=self.rejected),
+                                                             code="r.visible = cb_obj.active;"))
         self.root = column(
             self.summary,
-            row(self.micrograph, column(self.embedding, row(self.play_button, self.play_slider, self.speed),
-                                        self.play_label)),
+            row(column(self.micrograph, self.rejected_toggle),
+                column(self.embedding, row(self.play_button, self.play_slider, self.speed), self.play_label)),
             row(self.gallery, column(self.mean_fig, self.info)),
             row(self.counts, self.hierarchy),
             name="motiflab_explorer",
@@ -497,6 +509,11 @@ class ExplorerViews:
             hnode, hcell = _hierarchy_columns(hierarchy, labels)
             data.update(hnode=hnode, hcell=hcell)
         if new_n:
+            cols = an.columns
+            rej = an.calibration.to_physical(cols.rejected_positions) if cols.n_rejected else np.zeros((0, 2))
+            self.rejected_source.data = dict(x=rej[:, 1], y=rej[:, 0],
+                                             q=np.asarray(cols.rejected_quality, np.float64))
+            self.rejected_toggle.label = f"show rejected candidates ({cols.n_rejected})"
             self.source.selected.indices = []
             self.source.data = data            # new columns: replace the whole table
         elif data:

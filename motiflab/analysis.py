@@ -367,13 +367,23 @@ class Analysis:
         p = self._params
         pt = self.get("patches")
         cols = self.get("columns")
+        feats = self.get("features")
+        rotations = 1
+        if feats.rotinv:
+            from .lattice import rotation_order
+
+            # orientation is what rotation invariance discards: the pixel-space
+            # tests must not keep (or split) motifs by it; without a lattice, 12
+            # rotations cover both square and hexagonal symmetry
+            v = cols.lattice_vectors
+            rotations = rotation_order(v[0], v[1]) if v is not None else 12
         motifs = find_motifs(self.get("layout").embedding, pt.patches,
                              min_cluster_size=p["min_cluster_size"], min_samples=p["min_samples"],
                              cluster_selection_epsilon=p["cluster_selection_epsilon"],
-                             features=self.get("features").X, evidence=pt.evidence,
+                             features=feats.X, evidence=pt.evidence,
                              spacing=cols.spacing / pt.evidence_scale, column_sigma=cols.column_sigma / pt.evidence_scale,
                              min_separation=float(p["min_separation"]),
-                             positions=self.positions, random_state=p["seed"])
+                             positions=self.positions, rotations=rotations, random_state=p["seed"])
         if self.edits:
             from .curation import apply_edits
 

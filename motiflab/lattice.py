@@ -56,6 +56,7 @@ __all__ = [
     "VoronoiCells",
     "voronoi_cells",
     "lattice_equivalent",
+    "rotation_order",
 ]
 
 _NO_LATTICE_HINT = (
@@ -266,6 +267,36 @@ def lattice_equivalent(u1, v1, u2, v2, rtol: float = 0.005, atol_deg: float = 0.
 
 
 # --------------------------------------------------------------------------- validation
+
+
+def rotation_order(u, v, tol: float = 0.06) -> int:
+    """Largest ``n`` in (6, 4, 3, 2) whose rotation by ``360° / n`` maps the lattice onto itself.
+
+    Parameters
+    ----------
+    u, v : array_like, shape (2,)
+        Two lattice vectors (px, any basis of the lattice).
+    tol : float
+        Allowed misfit of the rotated vectors, as a fraction of ``|u|`` and in
+        lattice coordinates (a few % of strain or scan distortion still counts).
+
+    Returns
+    -------
+    int
+        6 for a hexagonal lattice, 4 for a square one, 2 otherwise (every
+        lattice has the 180° rotation).
+    """
+    B = np.column_stack([np.asarray(u, float), np.asarray(v, float)])
+    if B.shape != (2, 2) or not np.all(np.isfinite(B)) or abs(np.linalg.det(B)) < 1e-9:
+        raise MotifLabError(f"u and v must be two non-collinear 2-vectors, got {u!r} and {v!r}.")
+    Binv = np.linalg.inv(B)
+    for n in (6, 4, 3):
+        a = 2.0 * np.pi / n
+        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        frac = Binv @ R @ B  # the rotated basis in lattice coordinates: integers if a symmetry
+        if np.max(np.abs(frac - np.round(frac))) < tol:
+            return n
+    return 2
 
 
 def _check_positions(positions, name="positions", min_n=1) -> np.ndarray:

@@ -315,7 +315,7 @@ def attach_noise(labels, X, quantile=0.99):
 
 def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,
                 features=None, evidence=None, spacing=None, column_sigma=None, min_separation=MIN_SEPARATION,
-                positions=None, random_state=0):
+                positions=None, rotations=1, random_state=0):
     """Cluster a layout into motifs, keep as many as the evidence supports, and average the patches of each.
 
     Parameters
@@ -347,6 +347,12 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
         Column positions: groups that keep to separate parts of the image
         (a slowly varying distortion or thickness) stay one motif unless
         twice ``min_separation`` apart.
+    rotations : int
+        With rotation-invariant features, the order of the lattice's rotation
+        group (:func:`motiflab.lattice.rotation_order`): the evidence is
+        averaged over those rotations first (:func:`motiflab.patches.rotational_average`),
+        so motifs that differ only in orientation are neither kept apart nor
+        split. 1 (default) compares the patches as they are.
     random_state : int
         Seed for the subsample of large layouts (see :func:`cluster_layout`).
 
@@ -367,6 +373,10 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
         if spacing is None or not np.isfinite(spacing) or spacing <= 0:
             raise MotifLabError("the separation tests need the columns' nearest-neighbour spacing (px).")
         sigma = float(column_sigma) if column_sigma is not None and np.isfinite(column_sigma) else spacing / 5.0
+        if int(rotations) > 1:
+            from .patches import rotational_average
+
+            ev = rotational_average(ev, int(rotations))
         labels = _relabel_by_size(refine_motifs(labels, ev.reshape(len(ev), -1), P, spacing, sigma, min_separation,
                                                 min_size=mcs, positions=positions))
     if features is not None:
@@ -378,4 +388,5 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
                   n_unassigned=int((labels < 0).sum()),
                   params=dict(min_cluster_size=min_cluster_size, min_samples=min_samples,
                               cluster_selection_epsilon=cluster_selection_epsilon,
-                              min_separation=min_separation if evidence is not None else None))
+                              min_separation=min_separation if evidence is not None else None,
+                              rotations=int(rotations)))

@@ -29,12 +29,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 from scipy.spatial import cKDTree
 
+from ._patches_kernels import gather, gather_bilinear, rotate_average
 from .errors import MotifLabError
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "estimate_patch_size",
     "patch_size_from_distance",
     "extract_patches",
+    "rotational_average",
 ]
 
 
@@ -374,33 +375,6 @@ class Patches:
         return int(self.patches.shape[0])
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _gather(img, r0, c0, P, out):
-    # one patch per iteration; each patch row is a contiguous run of the image row
-    for i in numba.prange(r0.shape[0]):
-        r = r0[i]
-        c = c0[i]
-        for a in range(P):
-            out[i, a, :] = img[r + a, c : c + P]
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _gather_bilinear(img, r0, c0, fr, fc, P, out):
-    # every pixel of a patch shares the same fractional offset, so the four
-    # bilinear weights are computed once per patch
-    for i in numba.prange(r0.shape[0]):
-        r = r0[i]
-        c = c0[i]
-        w00 = (1.0 - fr[i]) * (1.0 - fc[i])
-        w01 = (1.0 - fr[i]) * fc[i]
-        w10 = fr[i] * (1.0 - fc[i])
-        w11 = fr[i] * fc[i]
-        for a in range(P):
-            for b in range(P):
-                out[i, a, b] = (w00 * img[r + a, c + b] + w01 * img[r + a, c + b + 1]
-                                + w10 * img[r + a + 1, c + b] + w11 * img[r + a + 1, c + b + 1])
-
-
 _BORDERS = ("drop", "reflect", "constant")
 
 
@@ -519,13 +493,51 @@ def extract_patches(
         mode = "constant" if border == "constant" else "reflect"
         kw = dict(constant_values=cval) if mode == "constant" else {}
         padded = np.ascontiguousarray(np.pad(work, P + 1, mode=mode, **kw))
-        _gather_bilinear(padded, np.ascontiguousarray(base[:, 0]), np.ascontiguousarray(base[:, 1]),
+        gather_bilinear(padded, np.ascontiguousarray(base[:, 0]), np.ascontiguousarray(base[:, 1]),
                          np.ascontiguousarray(frac[:, 0]), np.ascontiguousarray(frac[:, 1]), P, out)
     elif index.size:
         # convert the (small) image once rather than every (much larger) patch
         # stack: one kernel signature per output dtype, and float16, bool or
         # big-endian images need no special case in numba
         src = np.ascontiguousarray(src, dtype=out.dtype)
-        _gather(src, np.ascontiguousarray(st[:, 0]), np.ascontiguousarray(st[:, 1]), P, out)
+        gather(src, np.ascontiguousarray(st[:, 0]), np.ascontiguousarray(st[:, 1]), P, out)
     centers = start[index] + P // 2
     return Patches(out, index, int(pos.shape[0] - index.size), centers)
+
+
+def rotational_average(patches, n_fold: int) -> np.ndarray:
+    """Average every patch over the ``n_fold`` rotations by ``360° / n_fold`` about its centre.
+
+    Two patches that differ only by one of those rotations become the same
+    patch; this is what rotation invariance means for the pixel-space tests of
+    :mod:`motiflab.separation` (the rotation-invariant Zernike moments already
+    mean it for the features). The cost is the one rotation invariance always
+    has: a change at one neighbour is spread over ``n_fold`` of them.
+
+    Parameters
+    ----------
+    patches : ndarray, shape (N, P, P)
+    n_fold : int
+        Order of the rotation group (>= 1; 1 returns a float32 copy). Use the
+        lattice's (:func:`motiflab.lattice.rotation_order`).
+
+    Returns
+    -------
+    ndarray, shape (N, P, P), float32
+        Rotations by multiples of 90° are exact; others are bilinear.
+    """
+    x = np.asarray(patches)
+    if x.ndim != 3 or x.shape[1] != x.shape[2]:
+        raise MotifLabError(f"patches must be an (N, P, P) stack, got shape {x.shape}.")
+    n = int(n_fold)
+    if n < 1:
+        raise MotifLabError(f"n_fold must be >= 1, got {n_fold}.")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if n == 1 or len(x) == 0:
+        return x.copy()
+    if n in (2, 4):
+        return np.mean([np.rot90(x, k, axes=(1, 2)) for k in range(0, 4, 4 // n)], axis=0, dtype=np.float32)
+    angles = 2.0 * np.pi * np.arange(n) / n
+    out = np.empty_like(x)
+    rotate_average(x, np.cos(angles), np.sin(angles), out)
+    return out

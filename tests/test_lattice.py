@@ -179,3 +179,16 @@ def test_voronoi_cells_neighbours():
     assert vg.adjacency().nnz == 2 * len(vg.edges)
     with pytest.raises(MotifLabError, match="collinear"):
         voronoi_cells(np.column_stack([np.arange(10.0), np.arange(10.0)]))
+
+
+def test_rotation_order_of_common_lattices():
+    from motiflab.lattice import rotation_order
+
+    assert rotation_order([10, 0], [-5, 5 * np.sqrt(3)]) == 6
+    assert rotation_order([0, 7], [7, 0]) == 4
+    assert rotation_order([10, 0], [0, 13]) == 2
+    # a few % of scan distortion does not break the symmetry, a rectangle of 1:1.2 does
+    assert rotation_order([10, 0], [-5, 5 * np.sqrt(3) * 1.03]) == 6
+    assert rotation_order([10, 0], [0, 12]) == 2
+    with pytest.raises(MotifLabError, match="non-collinear"):
+        rotation_order([1, 0], [2, 0])

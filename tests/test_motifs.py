@@ -66,6 +66,38 @@ def test_find_motifs_follows_the_evidence_not_the_layout():
         find_motifs(Y, patches, evidence=patches)
 
 
+def _oriented_patches(n, dim=None, seed=0):
+    """Stabilised patches of a column with six neighbours; neighbour ``dim`` (0-5) at a third of the brightness."""
+    from scipy import ndimage
+
+    from .test_separation import P, SIGMA, SPACING
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:P, 0:P]
+    c = (P - 1) / 2
+    sites = [(c, c)] + [(c + SPACING * np.sin(t), c + SPACING * np.cos(t)) for t in np.arange(6) * np.pi / 3]
+    amps = [1.0] + [0.3 if k == dim else 1.0 for k in range(6)]
+    base = sum(a * 6.0 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * SIGMA**2)) for a, (y, x) in zip(amps, sites))
+    X = base[None] + rng.normal(0, 1.0, (n, P, P))
+    return (np.stack([ndimage.gaussian_filter(p, SIGMA) for p in X]) / 0.13).astype(np.float32)
+
+
+def test_rotations_fold_orientation_variants_into_one_motif():
+    """One defect in three orientations: three motifs as the patches are, one when compared up to rotation."""
+    from .test_separation import SIGMA, SPACING
+
+    ev = np.concatenate([_oriented_patches(600, seed=1)]
+                        + [_oriented_patches(80, dim=k, seed=2 + k) for k in (0, 2, 4)])
+    rng = np.random.default_rng(0)
+    Y = np.vstack([rng.normal((0, 0), 0.5, (600, 2))] + [rng.normal((10 * k, 10), 0.5, (80, 2)) for k in (1, 2, 3)])
+    signed = find_motifs(Y, ev, evidence=ev, spacing=SPACING, column_sigma=SIGMA)
+    folded = find_motifs(Y, ev, evidence=ev, spacing=SPACING, column_sigma=SIGMA, rotations=6)
+    truth = np.r_[np.zeros(600, int), np.repeat([1, 2, 3], 80)]
+    assert signed.n_motifs == 4 and adjusted_rand_score(truth, signed.labels) > 0.99
+    assert folded.n_motifs == 2 and adjusted_rand_score(truth > 0, folded.labels) > 0.99
+    assert folded.params["rotations"] == 6
+
+
 def test_attach_noise_only_inside_a_class():
     rng = np.random.default_rng(1)
     X = np.vstack([rng.normal(0, 1, (200, 5)), rng.normal(20, 1, (200, 5)), [[0.1] * 5, [500.0] * 5]])

@@ -11,6 +11,7 @@ from motiflab.patches import (
     extract_patches,
     patch_size_from_distance,
     radial_distribution,
+    rotational_average,
 )
 
 
@@ -237,3 +238,39 @@ def test_subpixel_removes_shift_variation():
     d_round = np.abs(rounded[0] - rounded[1]).max()
     d_exact = np.abs(exact[0] - exact[1]).max()
     assert d_exact < 0.4 * d_round  # measured 0.33: the rest is bilinear blur
+
+
+def _spot(P, y, x, s=1.5):
+    yy, xx = np.mgrid[0:P, 0:P]
+    return np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * s**2))
+
+
+@pytest.mark.parametrize("n_fold", [3, 4, 6])
+def test_rotational_average_makes_rotated_copies_equal(n_fold):
+    P, r = 21, 6.0
+    c = (P - 1) / 2
+    t = 2 * np.pi / n_fold
+    a = _spot(P, c, c + r) + 0.5 * _spot(P, c + 3, c - 2)
+    # the same pattern turned by one step of the group (rotating the points about the centre)
+    def turned(y, x):
+        dy, dx = y - c, x - c
+        return c + np.cos(t) * dy + np.sin(t) * dx, c - np.sin(t) * dy + np.cos(t) * dx
+    b = _spot(P, *turned(c, c + r)) + 0.5 * _spot(P, *turned(c + 3, c - 2))
+    out = rotational_average(np.stack([a, b]), n_fold)
+    assert out.dtype == np.float32 and out.shape == (2, P, P)
+    # equal up to bilinear interpolation: a tenth of the difference there was
+    assert np.abs(out[0] - out[1]).max() < 0.1 * np.abs(a - b).max()
+    # an n-fold symmetric pattern is left as it is
+    sym = sum(_spot(P, c + r * np.sin(k * t), c + r * np.cos(k * t)) for k in range(n_fold))
+    assert np.abs(rotational_average(sym[None], n_fold)[0] - sym).max() < 0.08 * sym.max()  # bilinear blur
+
+
+def test_rotational_average_exact_for_quarter_turns_and_errors():
+    x = np.random.default_rng(0).normal(size=(5, 9, 9)).astype(np.float32)
+    four = rotational_average(x, 4)
+    assert np.allclose(four, np.rot90(four, 1, axes=(1, 2)), atol=1e-6)
+    assert np.array_equal(rotational_average(x, 1), x)
+    with pytest.raises(MotifLabError, match="n_fold"):
+        rotational_average(x, 0)
+    with pytest.raises(MotifLabError, match="N, P, P"):
+        rotational_average(x[0], 4)

@@ -35,11 +35,14 @@ def _pipeline():
     an = Analysis(sim.to_signal(), n_iter=20, seed=0).run()
     build_hierarchy(an.positions, assign_noise(an.layout.embedding, an.motifs.labels))
     # the kernels only some images reach: centre-of-mass refinement (where a Gaussian fit
-    # fails), the separation tests' mixture fits (where a motif's counts look mixed)
+    # fails), the separation tests' mixture fits (where a motif's counts look mixed), the
+    # rotational average of rotation-invariant runs
     from .columns import refine_positions
+    from .patches import rotational_average
     from .separation import _gmm2, _tail_group
 
     refine_positions(an.image, an.positions[:8], 9.0, method="com")
+    rotational_average(an.patches.patches[:4], 6)
     counts = np.r_[np.random.default_rng(0).normal(0, 1, 500), np.random.default_rng(1).normal(6, 1, 30)]
     _gmm2(counts)
     _tail_group(counts)

@@ -220,15 +220,26 @@ def _loo_dprime(Ga_a, Ga_b, st_a, Gb_a, Gb_b, st_b):
 
     ``Gx_y``: the members of group x against group y's weighted mean
     (``x_i · (q ⊙ m_y)``); ``st_x``: their ``x_i · (q ⊙ x_i)``. A member's
-    direction is ``q ⊙ (m_own without it − m_other)``, so its score needs no
-    pass over the patches.
+    score is its nearest-mean discriminant with itself left out of its own
+    mean, ``(x_i − c) · q ⊙ d`` with ``d`` the difference of the two means
+    and ``c`` their midpoint, so it needs no pass over the patches. Centring
+    on the midpoint keeps the score translation-invariant: without it, the
+    bright common part of the patches leaks into a small group's scores
+    through the left-out member (a spread ~|mean| / n instead of ~|d|).
     """
     na, nb = len(Ga_a), len(Gb_b)
     if na < 2 or nb < 2:
         return 0.0
-    sa = (na * Ga_a - st_a) / (na - 1) - Ga_b
-    sb = Gb_a - (nb * Gb_b - st_b) / (nb - 1)
+    maa, mbb = Ga_a.mean(), Gb_b.mean()  # m_a · q m_a and m_b · q m_b
+    ca, cb = _loo_coefficients(na), _loo_coefficients(nb)
+    sa = ca[0] * Ga_a - ca[1] * st_a - Ga_b - 0.5 * (na**2 * maa / (na - 1) ** 2 - mbb)
+    sb = Gb_a - cb[0] * Gb_b + cb[1] * st_b - 0.5 * (maa - nb**2 * mbb / (nb - 1) ** 2)
     return _dprime(sa, sb)
+
+
+def _loo_coefficients(n):
+    """Coefficients of ``x·q m_own`` and ``x·q x`` in a member's centred leave-one-out score (see _loo_dprime)."""
+    return n / (n - 1) + n / (n - 1) ** 2, 1.0 / (n - 1) + 0.5 / (n - 1) ** 2
 
 
 def _separation_in(X, in_b, q, st):
@@ -355,9 +366,9 @@ def merge_indistinguishable(labels, X, weights, min_separation=MIN_SEPARATION, p
     def dprime_row(a, bs):
         """Separation of group ``a`` from each group in ``bs`` (vectorised over ``bs``)."""
         na, nb = n[a], n[bs]
-        aa, ba = na / (na - 1), 1.0 / (na - 1)
-        ab, bb = nb / (nb - 1), 1.0 / (nb - 1)
-        # group a's members: s = aa G_a - ba st - G_b; group b's: s = G_a - ab G_b + bb st
+        aa, ba = _loo_coefficients(na)
+        ab, bb = _loo_coefficients(nb)
+        # group a's members: s = aa G_a - ba st - G_b + const; group b's: s = G_a - ab G_b + bb st + const
         m_a = (aa * S1[a, a] - ba * T1[a] - S1[a, bs]) / na
         e2_a = (aa**2 * S2[a, a, a] + ba**2 * T2[a] + S2[a, bs, bs]
                 - 2 * aa * ba * U[a, a] - 2 * aa * S2[a, a, bs] + 2 * ba * U[a, bs]) / na
@@ -366,6 +377,10 @@ def merge_indistinguishable(labels, X, weights, min_separation=MIN_SEPARATION, p
                 - 2 * ab * S2[bs, a, bs] + 2 * bb * U[bs, a] - 2 * ab * bb * U[bs, bs]) / nb
         var_a = np.maximum(e2_a - m_a**2, 0.0) * na / (na - 1)
         var_b = np.maximum(e2_b - m_b**2, 0.0) * nb / (nb - 1)
+        # the midpoint terms: constant within a group, so only the means move
+        maa, mbb = S1[a, a] / na, S1[bs, bs] / nb
+        m_a = m_a - 0.5 * (na**2 * maa / (na - 1) ** 2 - mbb)
+        m_b = m_b - 0.5 * (maa - nb**2 * mbb / (nb - 1) ** 2)
         pooled = np.sqrt(((na - 1) * var_a + (nb - 1) * var_b) / (na + nb - 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             d = np.abs(m_a - m_b) / pooled

@@ -749,6 +749,59 @@ def _width_from_peaks(img, peaks, z, sigma0, n_max=400):
     return s_fit if (np.isfinite(s_fit) and p[0] > 0 and 0.5 <= s_fit <= 2.0 * R) else sigma0
 
 
+def _width_from_cell_average(img, vectors, peaks, z, sigma0):
+    """Gaussian width σ of the brightest columns, fitted on the unit-cell average.
+
+    At ~1 count per column the autocorrelation and the mean of single peaks
+    give σ to no better than ±40 % (noise maxima narrow the mean, their
+    jitter widens it); the cell average of a few hundred cells is ten to
+    twenty times less noisy. Centred on the most significant peak, refined
+    once to the average's own maximum.
+
+    Returns ``sigma0`` when the fit fails.
+    """
+    from scipy import optimize
+
+    from .sites import cell_average
+
+    if len(peaks) == 0:
+        return sigma0
+    step = 0.5
+    R = float(np.clip(0.3 * min(np.hypot(*vectors[0]), np.hypot(*vectors[1])), 2.0, 6.0 * sigma0))
+    # a crop of at most 1024² holds hundreds of cells
+    h, w = img.shape
+    s = 1024
+    r0, c0 = max(0, (h - s) // 2), max(0, (w - s) // 2)
+    crop = img[r0:r0 + s, c0:c0 + s]
+    center = np.asarray(peaks[np.argmax(z)], float) - (r0, c0)
+    for _ in range(2):
+        mean, count = cell_average(crop, vectors[0], vectors[1], center, R, step)
+        m = mean.shape[0]
+        g = (np.arange(m) - (m - 1) / 2) * step
+        yy, xx = np.meshgrid(g, g, indexing="ij")
+        ok = np.isfinite(mean) & (count > 0) & (np.hypot(yy, xx) <= R)
+        if ok.sum() < 12:
+            return sigma0
+        y, x, val = yy[ok], xx[ok], mean[ok]
+
+        def model(yx, amp, y0, x0, sg, c):
+            return amp * np.exp(-0.5 * ((yx[0] - y0) ** 2 + (yx[1] - x0) ** 2) / sg**2) + c
+
+        p0 = [float(val.max() - val.min()), 0.0, 0.0, sigma0, float(val.min())]
+        try:
+            p, _ = optimize.curve_fit(model, np.vstack([y, x]), val, p0=p0, maxfev=4000)
+        except (RuntimeError, ValueError, optimize.OptimizeWarning):
+            return sigma0
+        if not (np.all(np.isfinite(p)) and p[0] > 0) or np.hypot(p[1], p[2]) > R:
+            return sigma0
+        center = center + p[1:3]
+        if np.hypot(p[1], p[2]) < 0.25:
+            break
+    # the bins blur by step²/12; the lattice vectors' residual error, far less
+    sg = float(np.sqrt(max(p[3] ** 2 - step**2 / 12.0, 0.25)))
+    return sg if 0.5 <= sg <= R else sigma0
+
+
 def _translations_occupied(pts, vectors, tol) -> bool:
     """Whether both lattice vectors map confident columns onto other confident columns.
 
@@ -928,7 +981,7 @@ def find_columns(
     """
     from scipy.spatial import cKDTree
 
-    from .sites import lattice_evidence, lattice_translations
+    from .sites import lattice_evidence, lattice_translations, refine_vectors, subpixel_peaks
 
     method, threshold, border, spacing, use_lattice, min_contrast = _check_finder_params(
         smoothing, threshold, border, spacing, lattice, min_contrast, refine)
@@ -949,11 +1002,14 @@ def find_columns(
     if T is not None and len(T) < 8:
         vectors, T = None, None
 
-    def candidates(sigma, T):
-        sm = smooth_image(img, method, strength, repeat, sigma, noise)
+    def significance(sm, sigma, T):
         # the background is smooth: read it from a grid as coarse as a column is wide
         factor = int(np.clip(round(sigma), 2, 4)) if sigma >= 1.0 else 1
-        zmap, cmap, sig = _significance(sm, noise, repeat, T, factor)
+        return _significance(sm, noise, repeat, T, factor)[:2]
+
+    def candidates(sigma, T):
+        sm = smooth_image(img, method, strength, repeat, sigma, noise)
+        zmap, cmap = significance(sm, sigma, T)
         # every local maximum (over-counting on purpose, METHOD §1). The maximum filter is
         # no wider than a column: a wider one lets the tails of bright neighbours hide a
         # dim column (WS₂'s S₂ at 9 px from W, 1/5 as bright)
@@ -963,13 +1019,29 @@ def find_columns(
         return sm, zmap, cmap, r_max, rr[inside], cc[inside], len(rr)
 
     sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
+    if T is not None:
+        # the power spectrum places the lattice vectors to ~1 %, which smears the lattice
+        # average's farthest copies by a pixel and raises false maxima on the columns'
+        # shoulders (ABF at 1 count); the confident peaks' displacements place them to
+        # a few hundredths of a pixel
+        strong = zmap[rr, cc] >= min(threshold, 3.0)
+        refined_vectors = np.vstack(refine_vectors(subpixel_peaks(sm.image, rr[strong], cc[strong]), *vectors))
+        shift = np.abs(refined_vectors - vectors).sum(axis=1)
+        if 0.15 < 4.0 * shift.sum() and np.all(shift < 0.05 * np.hypot(*vectors.T)):
+            vectors = refined_vectors
+            T = lattice_translations(vectors[0], vectors[1])
+            zmap, cmap = significance(sm, sigma_c, T)
     # the autocorrelation's width is rough where columns are faint against a bright
     # background (ABF at low dose: 1.5-2.8 px for 1.9); the brightest peaks, averaged,
     # measure it directly, and the smoothing is redone if they disagree by over 15 %
     strongest = zmap[rr, cc] >= min(threshold, 3.0)
     if strength is None and strongest.sum() >= 20:
-        sigma_peaks = _width_from_peaks(img, np.column_stack([rr, cc])[strongest], zmap[rr, cc][strongest], sigma_c)
-        if abs(sigma_peaks / sigma_c - 1.0) > 0.15:
+        peaks_xy, peaks_z = np.column_stack([rr, cc])[strongest], zmap[rr, cc][strongest]
+        if T is not None:
+            sigma_peaks = _width_from_cell_average(img, vectors, peaks_xy, peaks_z, sigma_c)
+        else:
+            sigma_peaks = _width_from_peaks(img, peaks_xy, peaks_z, sigma_c)
+        if abs(sigma_peaks / sigma_c - 1.0) > 0.1:
             sigma_c = sigma_peaks
             sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
 

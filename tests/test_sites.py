@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from motiflab.sites import lattice_average, lattice_evidence, lattice_translations, subpixel_peaks
+from motiflab.sites import (
+    cell_average,
+    lattice_average,
+    lattice_evidence,
+    lattice_translations,
+    refine_vectors,
+    subpixel_peaks,
+)
 
 HEX_U = np.array([0.0, 16.0])
 HEX_V = np.array([-16.0 * np.sqrt(3) / 2, 8.0])
@@ -90,3 +97,61 @@ def test_subpixel_peak_of_a_smooth_map():
     img = np.exp(-((yy - 12.3) ** 2 + (xx - 17.6) ** 2) / (2 * 2.5**2))
     p = subpixel_peaks(img, np.array([12]), np.array([18]))
     assert np.allclose(p[0], [12.3, 17.6], atol=0.06)
+
+
+def _two_sublattice_points(u, v, shape, jitter, n_spurious, seed):
+    """Points of a honeycomb-like crystal (two sublattices), jittered, plus uniform spurious ones."""
+    rng = np.random.default_rng(seed)
+    n = int(max(shape) / min(np.hypot(*u), np.hypot(*v))) + 3
+    i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    base = np.column_stack([i.ravel(), j.ravel()]) @ np.vstack([u, v]) + np.array(shape) / 2
+    pts = np.vstack([base, base + (u + v) / 3.0])
+    pts = pts[(pts >= 0).all(axis=1) & (pts < np.array(shape)).all(axis=1)]
+    pts = pts + rng.normal(0.0, jitter, pts.shape)
+    return np.vstack([pts, rng.uniform(0, 1, (n_spurious, 2)) * shape])
+
+
+@pytest.mark.parametrize("jitter, spurious", [(0.0, 0), (0.7, 0), (0.7, 1.0)])
+def test_refine_vectors_reaches_the_true_lattice_from_a_one_percent_guess(jitter, spurious):
+    u, v = HEX_U * 0.97, HEX_V * 0.97  # 15.5 px, off-grid
+    pts = _two_sublattice_points(u, v, (400, 400), jitter, 0, seed=1)
+    pts = np.vstack([pts, np.random.default_rng(2).uniform(0, 400, (int(spurious * len(pts)), 2))])
+    guess_u, guess_v = u * 1.01 + [0.1, 0.0], v * 0.99
+    ru, rv = refine_vectors(pts, guess_u, guess_v)
+    # the far cells (12 away) then land within ~0.1 px: what a cell average needs
+    assert np.abs(np.vstack([ru, rv]) - np.vstack([u, v])).max() < 0.01, (ru, rv)
+
+
+def test_refine_vectors_without_enough_pairs_returns_the_guess():
+    u, v = refine_vectors(np.array([[0.0, 0.0], [5.0, 5.0], [40.0, 3.0]]), HEX_U, HEX_V)
+    np.testing.assert_array_equal(u, HEX_U)
+    np.testing.assert_array_equal(v, HEX_V)
+
+
+def test_cell_average_recovers_a_column_at_one_count():
+    """Gaussian columns (σ 1.9 px) of ~1 count at the peak in Poisson noise: one column is lost in
+    the noise, the average of every cell is a clean Gaussian of the right width."""
+    from scipy import optimize
+
+    u, v = np.array([0.3, 13.9]), np.array([-12.2, 6.8])
+    h = w = 300
+    i, j = np.meshgrid(np.arange(-30, 31), np.arange(-30, 31), indexing="ij")
+    centres = np.column_stack([i.ravel(), j.ravel()]) @ np.vstack([u, v]) + [150.3, 149.6]
+    centres = centres[(centres > -10).all(axis=1) & (centres < 310).all(axis=1)]
+    yy, xx = np.mgrid[0:h, 0:w]
+    lam = np.full((h, w), 0.2)
+    for r, c in centres:
+        lam += np.exp(-0.5 * ((yy - r) ** 2 + (xx - c) ** 2) / 1.9**2)
+    img = np.random.default_rng(3).poisson(lam).astype(float)
+    mean, count = cell_average(img, u, v, [150.3, 149.6], radius=5.0, step=0.5)
+    g = (np.arange(21) - 10) * 0.5
+    gy, gx = np.meshgrid(g, g, indexing="ij")
+    ok = np.hypot(gy, gx) <= 5.0
+    assert mean.shape == count.shape == (21, 21) and count[ok].min() > 100
+
+    def model(yx, a, s, c):
+        return a * np.exp(-0.5 * (yx[0] ** 2 + yx[1] ** 2) / s**2) + c
+
+    p, _ = optimize.curve_fit(model, np.vstack([gy[ok], gx[ok]]), mean[ok], p0=[1.0, 1.5, 0.2])
+    sigma = np.sqrt(p[1] ** 2 - 0.5**2 / 12)
+    assert abs(sigma - 1.9) < 0.1 and abs(p[0] - 1.0) < 0.1, p

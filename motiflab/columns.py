@@ -749,57 +749,78 @@ def _width_from_peaks(img, peaks, z, sigma0, n_max=400):
     return s_fit if (np.isfinite(s_fit) and p[0] > 0 and 0.5 <= s_fit <= 2.0 * R) else sigma0
 
 
-def _width_from_cell_average(img, vectors, peaks, z, sigma0):
-    """Gaussian width σ of the brightest columns, fitted on the unit-cell average.
+def _crystal_scales(img, vectors, sigma0, repeat):
+    """Lattice vectors and column width σ refined on a central crop, before any full-size pass.
 
-    At ~1 count per column the autocorrelation and the mean of single peaks
-    give σ to no better than ±40 % (noise maxima narrow the mean, their
-    jitter widens it); the cell average of a few hundred cells is ten to
-    twenty times less noisy. Centred on the most significant peak, refined
-    once to the average's own maximum.
+    The power spectrum gives the vectors to ~1 %, the autocorrelation σ to
+    ±10 % at a good dose and ±40 % at ~1 count (ABF: 1.2-2.8 px for 1.9). On
+    a crop of about a thousand cells (512²-1024²): the maxima of the image
+    smoothed at ``sigma0`` (the brighter half; noise maxima only add pairs
+    that match nothing) refine the vectors (:func:`motiflab.sites.refine_vectors`),
+    and a Gaussian fitted to the brightest column of the average of every
+    unit cell (:func:`motiflab.sites.cell_average`), ten to twenty times less
+    noisy than one column, gives σ.
 
-    Returns ``sigma0`` when the fit fails.
+    Returns
+    -------
+    vectors : ndarray (2, 2)
+    sigma : float
+        ``sigma0`` where a fit fails.
     """
     from scipy import optimize
 
-    from .sites import cell_average
+    from .sites import cell_average, refine_vectors, subpixel_peaks
 
-    if len(peaks) == 0:
-        return sigma0
-    step = 0.5
-    R = float(np.clip(0.3 * min(np.hypot(*vectors[0]), np.hypot(*vectors[1])), 2.0, 6.0 * sigma0))
-    # a crop of at most 1024² holds hundreds of cells
     h, w = img.shape
-    s = 1024
+    area = abs(vectors[0][0] * vectors[1][1] - vectors[0][1] * vectors[1][0])
+    s = int(np.clip(np.sqrt(1000.0 * area), 512, 1024))
     r0, c0 = max(0, (h - s) // 2), max(0, (w - s) // 2)
-    crop = img[r0:r0 + s, c0:c0 + s]
-    center = np.asarray(peaks[np.argmax(z)], float) - (r0, c0)
+    crop = np.asarray(img[r0:r0 + s, c0:c0 + s], np.float32)
+    sm = ndimage.gaussian_filter(crop, sigma0)
+    rr, cc = np.nonzero(_disk_maxima(sm, max(1.0, min(repeat / 4.0, sigma0))))
+    if len(rr) < 20:
+        return vectors, sigma0
+    bright = sm[rr, cc] >= np.median(sm[rr, cc])
+    vectors = np.vstack(refine_vectors(subpixel_peaks(sm, rr[bright], cc[bright]), *vectors))
+    u, v = vectors
+    # the brightest place of the whole cell average (coarse bins, lightly smoothed) is
+    # the centre of the brightest column
+    reach = float(max(np.hypot(*u), np.hypot(*v)))
+    mean, count = cell_average(crop, u, v, (0.0, 0.0), reach, 1.0)
+    mean = np.where(count > 0, mean, np.nan)
+    if not np.isfinite(mean).any():
+        return vectors, sigma0
+    filled = np.where(np.isfinite(mean), mean, np.nanmin(mean))
+    k = np.unravel_index(np.argmax(ndimage.gaussian_filter(filled, 1.0)), mean.shape)
+    center = np.array(k, float) - (mean.shape[0] - 1) / 2.0
+    step = 0.5
+    R = float(np.clip(0.3 * min(np.hypot(*u), np.hypot(*v)), 2.0, 6.0 * sigma0))
+
+    def model(yx, amp, y0, x0, sg, c):
+        return amp * np.exp(-0.5 * ((yx[0] - y0) ** 2 + (yx[1] - x0) ** 2) / sg**2) + c
+
     for _ in range(2):
-        mean, count = cell_average(crop, vectors[0], vectors[1], center, R, step)
+        mean, count = cell_average(crop, u, v, center, R, step)
         m = mean.shape[0]
         g = (np.arange(m) - (m - 1) / 2) * step
         yy, xx = np.meshgrid(g, g, indexing="ij")
         ok = np.isfinite(mean) & (count > 0) & (np.hypot(yy, xx) <= R)
         if ok.sum() < 12:
-            return sigma0
+            return vectors, sigma0
         y, x, val = yy[ok], xx[ok], mean[ok]
-
-        def model(yx, amp, y0, x0, sg, c):
-            return amp * np.exp(-0.5 * ((yx[0] - y0) ** 2 + (yx[1] - x0) ** 2) / sg**2) + c
-
         p0 = [float(val.max() - val.min()), 0.0, 0.0, sigma0, float(val.min())]
         try:
             p, _ = optimize.curve_fit(model, np.vstack([y, x]), val, p0=p0, maxfev=4000)
         except (RuntimeError, ValueError, optimize.OptimizeWarning):
-            return sigma0
+            return vectors, sigma0
         if not (np.all(np.isfinite(p)) and p[0] > 0) or np.hypot(p[1], p[2]) > R:
-            return sigma0
+            return vectors, sigma0
         center = center + p[1:3]
         if np.hypot(p[1], p[2]) < 0.25:
             break
     # the bins blur by step²/12; the lattice vectors' residual error, far less
     sg = float(np.sqrt(max(p[3] ** 2 - step**2 / 12.0, 0.25)))
-    return sg if 0.5 <= sg <= R else sigma0
+    return vectors, (sg if 0.5 <= sg <= R else sigma0)
 
 
 def _translations_occupied(pts, vectors, tol) -> bool:
@@ -814,10 +835,11 @@ def _translations_occupied(pts, vectors, tol) -> bool:
     from scipy.spatial import cKDTree
 
     tree = cKDTree(pts)
+    starts = pts[:: int(np.ceil(len(pts) / 5000))]  # a fraction is plenty, spread over the image
 
     def occupancy(t):
-        d1, _ = tree.query(pts + t, distance_upper_bound=tol)
-        d2, _ = tree.query(pts - t, distance_upper_bound=tol)
+        d1, _ = tree.query(starts + t, distance_upper_bound=tol)
+        d2, _ = tree.query(starts - t, distance_upper_bound=tol)
         return float(np.mean(np.isfinite(d1) | np.isfinite(d2)))
 
     controls = []
@@ -870,7 +892,7 @@ def _lattice_sites(zmap, cmap, translations, radius, border, min_level, reach):
 
 def _local_means(maps, points, reach):
     """Gaussian-weighted means (width ``reach``) of each map at each point, on a coarse grid."""
-    f = int(max(1, reach // 4))
+    f = int(max(1, reach // 2))  # a Gaussian of width `reach` is well sampled every reach/2
     out = []
     for m in maps:
         h, w = (m.shape[0] // f) * f, (m.shape[1] // f) * f
@@ -981,7 +1003,7 @@ def find_columns(
     """
     from scipy.spatial import cKDTree
 
-    from .sites import lattice_evidence, lattice_translations, refine_vectors, subpixel_peaks
+    from .sites import lattice_evidence, lattice_translations
 
     method, threshold, border, spacing, use_lattice, min_contrast = _check_finder_params(
         smoothing, threshold, border, spacing, lattice, min_contrast, refine)
@@ -1018,30 +1040,24 @@ def find_columns(
         inside = (rr >= border) & (rr < h - border) & (cc >= border) & (cc < w - border)
         return sm, zmap, cmap, r_max, rr[inside], cc[inside], len(rr)
 
-    sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
     if T is not None:
-        # the power spectrum places the lattice vectors to ~1 %, which smears the lattice
-        # average's farthest copies by a pixel and raises false maxima on the columns'
-        # shoulders (ABF at 1 count); the confident peaks' displacements place them to
-        # a few hundredths of a pixel
-        strong = zmap[rr, cc] >= min(threshold, 3.0)
-        refined_vectors = np.vstack(refine_vectors(subpixel_peaks(sm.image, rr[strong], cc[strong]), *vectors))
-        shift = np.abs(refined_vectors - vectors).sum(axis=1)
-        if 0.15 < 4.0 * shift.sum() and np.all(shift < 0.05 * np.hypot(*vectors.T)):
-            vectors = refined_vectors
+        # vectors to a few thousandths of a pixel per cell (the lattice average's far
+        # copies then land on the columns, not beside them: with the spectrum's 1 %,
+        # ABF at 1 count had false maxima on the columns' shoulders), and σ from the
+        # average cell, before the full-size pass
+        refined, sigma_cell = _crystal_scales(img, vectors, sigma_c, repeat)
+        if np.all(np.abs(refined - vectors).sum(axis=1) < 0.05 * np.hypot(*vectors.T)):
+            vectors = refined
             T = lattice_translations(vectors[0], vectors[1])
-            zmap, cmap = significance(sm, sigma_c, T)
-    # the autocorrelation's width is rough where columns are faint against a bright
-    # background (ABF at low dose: 1.5-2.8 px for 1.9); the brightest peaks, averaged,
-    # measure it directly, and the smoothing is redone if they disagree by over 15 %
+            if strength is None:
+                sigma_c = sigma_cell
+    sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
+    # without a lattice, the autocorrelation's width is checked against the mean profile
+    # of the most significant peaks, and the smoothing redone if they disagree by over 15 %
     strongest = zmap[rr, cc] >= min(threshold, 3.0)
-    if strength is None and strongest.sum() >= 20:
-        peaks_xy, peaks_z = np.column_stack([rr, cc])[strongest], zmap[rr, cc][strongest]
-        if T is not None:
-            sigma_peaks = _width_from_cell_average(img, vectors, peaks_xy, peaks_z, sigma_c)
-        else:
-            sigma_peaks = _width_from_peaks(img, peaks_xy, peaks_z, sigma_c)
-        if abs(sigma_peaks / sigma_c - 1.0) > 0.1:
+    if T is None and strength is None and strongest.sum() >= 20:
+        sigma_peaks = _width_from_peaks(img, np.column_stack([rr, cc])[strongest], zmap[rr, cc][strongest], sigma_c)
+        if abs(sigma_peaks / sigma_c - 1.0) > 0.15:
             sigma_c = sigma_peaks
             sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
 

@@ -73,7 +73,7 @@ def lattice_translations(u, v, radius=None) -> np.ndarray:
     return t[np.argsort(d, kind="stable")]
 
 
-def refine_vectors(points, u, v, min_pairs=30):
+def refine_vectors(points, u, v, min_pairs=30, max_origins=2000):
     """Lattice vectors refined by least squares on the displacements between columns.
 
     The power spectrum of a crop places ``u, v`` to about 1 %: enough for the
@@ -96,6 +96,8 @@ def refine_vectors(points, u, v, min_pairs=30):
     min_pairs : int
         A scale with fewer matched pairs than this ends the refinement; with
         none usable, ``u, v`` come back unchanged.
+    max_origins : int
+        Pairs start from at most this many of the points (spread over the image).
 
     Returns
     -------
@@ -108,6 +110,9 @@ def refine_vectors(points, u, v, min_pairs=30):
     if len(p) < 3:
         return u, v
     tree = cKDTree(p)
+    # pairs start from at most max_origins points spread over the image (every k-th in
+    # scan order) and end at any point: thousands of pairs per vector, a bounded cost
+    origins = p[:: int(np.ceil(len(p) / max_origins))]
     B = np.vstack([u, v])
     lmin = min(np.hypot(*u), np.hypot(*v))
     tol = 0.2 * lmin
@@ -123,13 +128,13 @@ def refine_vectors(points, u, v, min_pairs=30):
         # part of the way; the fixed point, where the true pairs sit symmetrically in
         # their windows, is the truth
         ij = np.array(steps, float)
-        for _ in range(8):
+        for _ in range(4):
             idx, disp = [], []
             for a in ij:
-                d, k = tree.query(p + a @ B, distance_upper_bound=tol)
+                d, k = tree.query(origins + a @ B, distance_upper_bound=tol)
                 ok = np.isfinite(d)
                 idx.append(np.repeat(a[None], ok.sum(), axis=0))
-                disp.append(p[k[ok]] - p[ok])
+                disp.append(p[k[ok]] - origins[ok])
             if sum(len(x) for x in idx[-4:]) < min_pairs:
                 return B[0], B[1]
             A, D = np.vstack(idx), np.vstack(disp)

@@ -1,6 +1,6 @@
 """Run every benchmark and print one table (all rows measured in this one run, on this machine).
 
-Usage: ``python benchmarks/run_all.py [--quick] [--only zernike,layout,...]``
+Usage: ``python benchmarks/run_all.py [--quick] [--only zernike,layout,detection,...]``
 Peers come from the ``bench`` extra: ``pip install -e ".[bench]"`` (``make bench`` does it).
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import finish, format_table, machine_notes  # noqa: E402
 
-MODULES = ["bench_zernike", "bench_layout", "bench_pipeline", "bench_hierarchy", "bench_explorer", "bench_compile"]
+MODULES = ["bench_zernike", "bench_layout", "bench_pipeline", "bench_hierarchy", "bench_explorer", "bench_compile",
+           "bench_detection"]
 
 
 def main(argv):

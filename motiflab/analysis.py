@@ -291,7 +291,10 @@ class Analysis:
         pos = cols.positions[pt.index]
         if f > 1:
             h, w = (stab.shape[0] // f) * f, (stab.shape[1] // f) * f
-            stab = stab[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
+            stab = stab[:h, :w]
+            # block means by strided sums (a reshaped mean over two axes is several times slower)
+            blocks = [stab[i::f, j::f] for i in range(f) for j in range(f)]
+            stab = np.add.reduce(blocks, dtype=np.float32) / np.float32(f * f)
             # a small pixel covers f full pixels, its centre at f·i + (f - 1)/2
             pos = (pos - 0.5 * (f - 1)) / f
         if sigma > 0:

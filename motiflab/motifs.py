@@ -170,7 +170,7 @@ def _spread_labels(Y, sub, sub_labels, k=5):
     """Label every point by majority vote of its ``k`` nearest subsample points (−1 if most are noise)."""
     from scipy.spatial import cKDTree
 
-    _, idx = cKDTree(Y[sub]).query(Y, k=k)
+    _, idx = cKDTree(Y[sub]).query(Y, k=k, workers=-1)
     votes = sub_labels[idx]  # (N, k)
     kmax = int(sub_labels.max()) + 2
     rows = np.repeat(np.arange(len(Y)), k)

@@ -163,7 +163,7 @@ def neighbour_table(positions, k=12):
     k = int(min(k, len(pts) - 1))
     if k < 1:
         return np.zeros((len(pts), 0), np.int64)
-    return cKDTree(pts).query(pts, k=k + 1)[1][:, 1:]
+    return cKDTree(pts).query(pts, k=k + 1, workers=-1)[1][:, 1:]
 
 
 def segregation(labels, a, b, neighbours, members=None) -> float:
@@ -714,7 +714,8 @@ def refine_motifs(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPA
     X = np.asarray(X)
     w = pixel_weights(labels, X, centre_window(patch_size, spacing).ravel())
     squares = _weighted_squares(X, w)
-    labels = merge_indistinguishable(labels, X, w, min_separation, positions, squares=squares)
+    table = neighbour_table(positions) if positions is not None else None
+    labels = merge_indistinguishable(labels, X, w, min_separation, positions, squares=squares, neighbours=table)
     # relabel densely by size first: the split numbers new motifs after the existing ones
     labels = np.asarray(labels)
     uniq, cnt = np.unique(labels[labels >= 0], return_counts=True)
@@ -723,4 +724,4 @@ def refine_motifs(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPA
     lut[order] = np.arange(len(order))
     labels = np.where(labels >= 0, lut[np.maximum(labels, 0)], -1)
     return split_hidden(labels, X, patch_size, spacing, sigma, min_separation, min_size, weights=w,
-                        positions=positions, squares=squares)
+                        positions=positions, squares=squares, neighbours=table)

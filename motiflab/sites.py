@@ -128,7 +128,7 @@ def refine_vectors(points, u, v, min_pairs=30, max_origins=2000):
         # part of the way; the fixed point, where the true pairs sit symmetrically in
         # their windows, is the truth
         ij = np.array(steps, float)
-        for _ in range(4):
+        for _ in range(3):
             idx, disp = [], []
             for a in ij:
                 d, k = tree.query(origins + a @ B, distance_upper_bound=tol)
@@ -141,7 +141,7 @@ def refine_vectors(points, u, v, min_pairs=30, max_origins=2000):
             B_new = np.linalg.lstsq(A, D, rcond=None)[0]
             step = float(np.abs(B_new - B).max())
             B = B_new
-            if step < 1e-3:
+            if step < 2e-3:
                 break
         n *= 2
     return B[0], B[1]

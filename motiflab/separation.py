@@ -494,23 +494,23 @@ def _log_normal(x, mu, var):
     return -0.5 * np.log(2 * np.pi * var) - 0.5 * (x - mu) ** 2 / var
 
 
-def _gmm2(v, n_iter=60):
+def _gmm2(v, n_iter=60, h=None):
     """Two free Gaussians, by EM from a low-tail and a high-tail start.
 
-    Returns (BIC gain over one Gaussian, mask of the smaller group) or (-inf, None).
+    ``h``: :func:`_histogram` of ``v``, when the caller has it. Returns (BIC gain
+    over one Gaussian, mask of the smaller group) or (-inf, None).
     """
     from . import _separation_kernels as _k
 
     n = len(v)
     sd0 = float(v.std())
-    h = _histogram(v)
+    h = _histogram(v) if h is None else h
     if h is None or not sd0 > 0:
         return -np.inf, None
     x, c = h
     ll1 = -0.5 * n * (np.log(2 * np.pi * sd0**2) + 1.0)
     best = (-np.inf, None)
-    for q in (0.1, 0.9):
-        cut = np.quantile(v, q)
+    for q, cut in zip((0.1, 0.9), np.quantile(v, (0.1, 0.9))):
         r1 = ((x > cut) if q < 0.5 else (x < cut)).astype(np.float64)
         ok, lw0, mu0, var0, lw1, mu1, var1 = _k.em_free(x, c, r1, (1e-3 * sd0) ** 2, n_iter, 1e-4)
         if not ok:
@@ -522,7 +522,7 @@ def _gmm2(v, n_iter=60):
     return best
 
 
-def _tail_group(v, n_iter=60):
+def _tail_group(v, n_iter=60, h=None):
     """A small group beyond the main body of ``v``: the main body fixed at the median and MAD.
 
     Real images give the counts of one motif a heavier tail than noise alone
@@ -538,7 +538,7 @@ def _tail_group(v, n_iter=60):
     med = float(np.median(v))
     s = 1.4826 * float(np.median(np.abs(v - med)))
     sd0 = float(v.std())
-    h = _histogram(v)
+    h = _histogram(v) if h is None else h
     if h is None or not (s > 0 and sd0 > 0):
         return -np.inf, None
     x, c = h
@@ -659,7 +659,8 @@ def split_hidden(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPAR
         counts = _principal_combination(_column_counts(Xc, P, spacing, sigma, yy, xx))
         best = None
         for j in np.flatnonzero(_looks_mixed(counts)):
-            for gain, small in (_gmm2(counts[:, j]), _tail_group(counts[:, j])):
+            h = _histogram(counts[:, j])
+            for gain, small in (_gmm2(counts[:, j], h=h), _tail_group(counts[:, j], h=h)):
                 if small is None or gain < MIN_BIC_GAIN or min(small.sum(), (~small).sum()) < min_size:
                     continue
                 if best is not None and gain <= best[0]:

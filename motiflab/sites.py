@@ -178,15 +178,18 @@ def cell_average(img, u, v, center, radius, step=0.5):
     """
     B = np.vstack([np.asarray(u, float), np.asarray(v, float)])
     h, w = img.shape
-    rows, cols = np.mgrid[0:h, 0:w]
-    d = np.column_stack([rows.ravel() - center[0], cols.ravel() - center[1]]).astype(float)
-    frac = np.linalg.solve(B.T, d.T).T
-    d = d - np.round(frac) @ B  # the nearest copy of the centre, in a reduced basis
+    r = np.arange(h, dtype=np.float64)[:, None] - float(center[0])
+    c = np.arange(w, dtype=np.float64)[None, :] - float(center[1])
+    Binv = np.linalg.inv(B.T)  # fractional coordinates of a displacement d: Binv @ d
+    # the nearest copy of the centre, in a reduced basis (outer sums: no (H·W, 2) temporaries)
+    n0 = np.round(Binv[0, 0] * r + Binv[0, 1] * c)
+    n1 = np.round(Binv[1, 0] * r + Binv[1, 1] * c)
     half = int(np.ceil(radius / step))
-    k = np.round(d / step).astype(np.int64) + half
+    k0 = np.round((r - (n0 * B[0, 0] + n1 * B[1, 0])) / step).astype(np.int64).ravel() + half
+    k1 = np.round((c - (n0 * B[0, 1] + n1 * B[1, 1])) / step).astype(np.int64).ravel() + half
     m = 2 * half + 1
-    ok = (k >= 0).all(axis=1) & (k < m).all(axis=1)
-    flat = k[ok, 0] * m + k[ok, 1]
+    ok = (k0 >= 0) & (k0 < m) & (k1 >= 0) & (k1 < m)
+    flat = k0[ok] * m + k1[ok]
     count = np.bincount(flat, minlength=m * m).reshape(m, m)
     total = np.bincount(flat, weights=np.asarray(img, float).ravel()[ok], minlength=m * m).reshape(m, m)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -696,13 +696,11 @@ def _lattice_vectors(crop, repeat=None):
 
 
 def _minus_laplacian(img):
-    """−∇² of ``img`` after a 3×3 binomial blur (a Laplacian of Gaussian of width ~0.7 px), edges zero."""
-    b = img.copy()
-    b[1:-1] = 0.25 * img[:-2] + 0.5 * img[1:-1] + 0.25 * img[2:]
-    c = b.copy()
-    c[:, 1:-1] = 0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]
+    """−∇² of ``img`` after a 3×3 binomial blur (a Laplacian of Gaussian of width ~0.7 px), edges zero (float32)."""
+    img = np.ascontiguousarray(img, np.float32)
     out = np.zeros_like(img)
-    out[1:-1, 1:-1] = 4.0 * c[1:-1, 1:-1] - c[:-2, 1:-1] - c[2:, 1:-1] - c[1:-1, :-2] - c[1:-1, 2:]
+    if img.ndim == 2 and min(img.shape) >= 3:
+        _k.minus_laplacian(img, out)
     return out
 
 

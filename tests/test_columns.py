@@ -277,3 +277,26 @@ def test_threaded_filters_equal_scipy(shape):
             assert np.array_equal(_disk_maxima(img, radius), ref)
 
 
+
+
+def test_minus_laplacian_kernel_matches_its_definition():
+    """−∇² after a 3×3 binomial blur, border zero: the numba kernel against the formula in NumPy."""
+    def reference(img):
+        b = img.copy()
+        b[1:-1] = 0.25 * img[:-2] + 0.5 * img[1:-1] + 0.25 * img[2:]
+        c = b.copy()
+        c[:, 1:-1] = 0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]
+        out = np.zeros_like(img)
+        out[1:-1, 1:-1] = 4.0 * c[1:-1, 1:-1] - c[:-2, 1:-1] - c[2:, 1:-1] - c[1:-1, :-2] - c[1:-1, 2:]
+        return out
+
+    rng = np.random.default_rng(0)
+    for shape in [(3, 3), (5, 8), (64, 33)]:
+        img = rng.normal(size=shape).astype(np.float32)
+        np.testing.assert_allclose(columns._minus_laplacian(img), reference(img), atol=1e-6)
+    assert not columns._minus_laplacian(np.ones((2, 9), np.float32)).any()
+    # a Gaussian column is a positive peak of −∇² at its centre
+    yy, xx = np.mgrid[0:21, 0:21]
+    col = np.exp(-((yy - 10) ** 2 + (xx - 10) ** 2) / (2 * 2.0**2)).astype(np.float32)
+    out = columns._minus_laplacian(col)
+    assert np.unravel_index(np.argmax(out), out.shape) == (10, 10) and out[10, 10] > 0

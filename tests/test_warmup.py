@@ -18,6 +18,7 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
     from motiflab import _columns_kernels, _patches_kernels, _separation_kernels, _sites_kernels
 
     for kernel in (_columns_kernels.com_refine, _columns_kernels.gauss2d_fit, _columns_kernels.disk_max,
+                   _columns_kernels.minus_laplacian,
                    _sites_kernels.lattice_mean, _sites_kernels.side_sums, _separation_kernels.em_free,
                    _separation_kernels.em_tail, _patches_kernels.gather_bilinear, _patches_kernels.rotate_average,
                    motiflab.layout._fr_step, motiflab.neighbors._fuzzy_weights,

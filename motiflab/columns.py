@@ -1072,10 +1072,11 @@ def find_columns(
     rr, cc, z, c = score(rr0, cc0)
     pts = np.column_stack([rr, cc]).astype(np.float64)
     def no_columns():
+        others = " or ".join([repr(m) for m in ("matched", "gaussian", "fft") if m != method][:2])
         return MotifLabError(
             f"no atom columns found: no peak stands {threshold:g} noise units above its background "
             f"({n_candidates} candidate maxima, the strongest at {float(z.max()) if len(z) else 0.0:.1f}) "
-            "and no lattice repeats faint ones. Lower `threshold`, try smoothing='matched' or 'gaussian', "
+            f"and no lattice repeats faint ones. Lower `threshold`, try smoothing={others}, "
             "or check `invert` (columns dark on a bright background need invert=True)."
         )
 

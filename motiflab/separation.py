@@ -494,11 +494,12 @@ def _log_normal(x, mu, var):
     return -0.5 * np.log(2 * np.pi * var) - 0.5 * (x - mu) ** 2 / var
 
 
-def _gmm2(v, n_iter=60, h=None):
+def _gmm2(v, n_iter=60, h=None, min_gain=-np.inf):
     """Two free Gaussians, by EM from a low-tail and a high-tail start.
 
     ``h``: :func:`_histogram` of ``v``, when the caller has it. Returns (BIC gain
-    over one Gaussian, mask of the smaller group) or (-inf, None).
+    over one Gaussian, mask of the smaller group) or (-inf, None); the mask is
+    None for a gain below ``min_gain`` (not worth a pass over ``v``).
     """
     from . import _separation_kernels as _k
 
@@ -517,12 +518,15 @@ def _gmm2(v, n_iter=60, h=None):
             continue
         gain = 2.0 * (_k.mixture_ll(x, c, lw0, mu0, var0, lw1, mu1, var1) - ll1) - 3.0 * np.log(n)
         if gain > best[0]:
+            if gain < min_gain:
+                best = (gain, None)
+                continue
             p0, p1 = lw0 + _log_normal(v, mu0, var0), lw1 + _log_normal(v, mu1, var1)
             best = (gain, p1 > p0 if lw1 < lw0 else p0 > p1)
     return best
 
 
-def _tail_group(v, n_iter=60, h=None):
+def _tail_group(v, n_iter=60, h=None, min_gain=-np.inf):
     """A small group beyond the main body of ``v``: the main body fixed at the median and MAD.
 
     Real images give the counts of one motif a heavier tail than noise alone
@@ -530,7 +534,8 @@ def _tail_group(v, n_iter=60, h=None):
     free two-Gaussian fit spends its second component on; with the main body
     held at its robust centre and spread, the second component can only take
     what the main body leaves over. Tried on each side; returns (BIC gain over
-    one Gaussian, mask of the group) for the better side, or (-inf, None).
+    one Gaussian, mask of the group) for the better side, or (-inf, None); as
+    :func:`_gmm2` for a gain below ``min_gain``.
     """
     from . import _separation_kernels as _k
 
@@ -551,6 +556,10 @@ def _tail_group(v, n_iter=60, h=None):
         mu, var, pi = _k.em_tail(x, c, med, s, float(v[grp].mean()), max(float(v[grp].var()), (0.1 * s) ** 2),
                                  float(grp.mean()), n_iter, 1e-4)
         gain = 2.0 * (_k.mixture_ll(x, c, np.log1p(-pi), med, s * s, np.log(pi), mu, var) - ll1) - 3.0 * np.log(n)
+        if gain < min_gain:
+            if gain > best[0]:
+                best = (gain, None)
+            continue
         group = np.log(pi) + _log_normal(v, mu, var) > np.log1p(-pi) + _log_normal(v, med, s * s)
         if gain > best[0] and group.any():
             best = (gain, group)
@@ -660,7 +669,8 @@ def split_hidden(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPAR
         best = None
         for j in np.flatnonzero(_looks_mixed(counts)):
             h = _histogram(counts[:, j])
-            for gain, small in (_gmm2(counts[:, j], h=h), _tail_group(counts[:, j], h=h)):
+            for gain, small in (_gmm2(counts[:, j], h=h, min_gain=MIN_BIC_GAIN),
+                                _tail_group(counts[:, j], h=h, min_gain=MIN_BIC_GAIN)):
                 if small is None or gain < MIN_BIC_GAIN or min(small.sum(), (~small).sum()) < min_size:
                     continue
                 if best is not None and gain <= best[0]:

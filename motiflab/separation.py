@@ -36,8 +36,10 @@ A pair counts as separated when ``d'`` clears ``min_separation`` by its own
 standard error (``sqrt(1/n_a + 1/n_b)``): small groups scatter more. The
 default of 2.5 lies between the largest separation of groups the layout
 carves out of one true class (≤ 2.4 for groups of 20 or more on MoSe₂, WS₂
-and perovskites at any dose) and the smallest between true classes the counts
-distinguish (≥ 2.7); see ``benchmarks/bench_detection.py``.
+and perovskites at any dose with a window of 1.15 spacings; ≤ 1.0 with the
+present window, re-measured at 1-100 counts on 384-512² images) and the
+smallest between true classes the counts distinguish (≥ 2.7); see
+``benchmarks/bench_detection.py``.
 """
 from __future__ import annotations
 

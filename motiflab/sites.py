@@ -9,7 +9,11 @@ of the spot, not only the spot itself. This module measures that evidence.
 
 * **Lattice translations** ``T`` are all ``i·u + j·v`` out to a few lattice
   constants (60 vectors for a hexagonal lattice, 48 for a square one), ``u, v`` found from the
-  image's power spectrum.
+  image's power spectrum and refined on the displacements between columns
+  (:func:`refine_vectors`, to a few thousandths of a pixel per cell).
+* **The unit-cell average** (:func:`cell_average`): every pixel carried into
+  one cell, so a column is seen as the mean of all its copies (its width is
+  fitted there at any dose).
 * **Support** of a point ``p``: the significance map (smoothed image above its
   local background, in noise units) sampled at ``p + t`` for every ``t`` in
   ``T``, summed over each half-plane of translations and divided by the square

@@ -217,18 +217,13 @@ def motif_table(quick=False):
         lines.append(f"| {kind}, 4 % chalcogen atoms missing, {an.motifs.n_motifs} motifs | " + "; ".join(f1s) + " |")
     out += ["\n".join(lines), ""]
 
-    ref = load_sample()
-    p = ref.params
     lines = ["| built-in sample (MoSe₂) | counts at Mo peak | motifs | ARI | Fowlkes-Mallows |", "|---|---:|---:|---:|---:|"]
     for factor in (1.0, 0.1, 1 / 50, 1 / 100):
-        sim = make_tmd("MoSe2", shape=p["shape"], pixel_size=p["pixel_size"], rotation=p["rotation"],
-                       chalcogen_vacancy_rate=p["chalcogen_vacancy_rate"], metal_vacancy_rate=p["metal_vacancy_rate"],
-                       defects=p["defects"], dose=p["dose"] * factor, background=p["background"],
-                       scan_noise=p["scan_noise"], seed=p["seed"])
+        sim = load_sample(dose_scale=factor)
         an = Analysis(sim.image, seed=0).run()
         ok, t = truth_of(an, sim)
         sc = clustering_scores(t[ok], an.motifs.labels[ok])
-        lines.append(f"| dose × {factor:g} | {p['dose'] * factor * 3.237:.3g} | {an.motifs.n_motifs} | "
+        lines.append(f"| dose × {factor:g} | {sim.params['dose'] * PEAK_PER_DOSE['MoSe2']:.3g} | {an.motifs.n_motifs} | "
                      f"{sc['ari']:.3f} | {sc['fmi']:.3f} |")
     out.append("\n".join(lines))
     return "\n".join(out)

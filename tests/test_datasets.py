@@ -496,3 +496,12 @@ def test_bad_input_raises_motiflab_error(kw, match):
 def test_bad_perovskite_input(kw, match):
     with pytest.raises(MotifLabError, match=match):
         make_perovskite(shape=(64, 64), **kw)
+
+
+def test_load_sample_at_a_fraction_of_the_dose():
+    full, low = load_sample(), load_sample(dose_scale=1 / 50)
+    assert low.params["dose"] == pytest.approx(full.params["dose"] / 50)
+    np.testing.assert_array_equal(low.truth.positions, full.truth.positions)  # the same crystal
+    assert low.image.mean() == pytest.approx(full.image.mean() / 50, rel=0.05)
+    with pytest.raises(MotifLabError, match="dose_scale"):
+        load_sample(dose_scale=0)

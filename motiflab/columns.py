@@ -1015,6 +1015,9 @@ def find_columns(
     prof, rr_ac, ac, crop = _autocorrelation(img)
     repeat = float(spacing) if spacing is not None else _repeat_from_profile(prof)
     sigma_c = _width_from_autocorrelation(rr_ac, ac, repeat)
+    # the noise band starts at 0.6/σ cycles/px; measured with the autocorrelation's σ (with
+    # the cell average's, closer to the truth, SVD smoothing of a streaky image lost 7 %
+    # precision: its components are chosen against this noise)
     noise = estimate_noise(img, column_sigma=sigma_c)
     h, w = img.shape
     # the crystal's translations, when it is one: the background is then read from the
@@ -1023,23 +1026,6 @@ def find_columns(
     T = None if vectors is None else lattice_translations(vectors[0], vectors[1])
     if T is not None and len(T) < 8:
         vectors, T = None, None
-
-    def significance(sm, sigma, T):
-        # the background is smooth: read it from a grid as coarse as a column is wide
-        factor = int(np.clip(round(sigma), 2, 4)) if sigma >= 1.0 else 1
-        return _significance(sm, noise, repeat, T, factor)[:2]
-
-    def candidates(sigma, T):
-        sm = smooth_image(img, method, strength, repeat, sigma, noise)
-        zmap, cmap = significance(sm, sigma, T)
-        # every local maximum (over-counting on purpose, METHOD §1). The maximum filter is
-        # no wider than a column: a wider one lets the tails of bright neighbours hide a
-        # dim column (WS₂'s S₂ at 9 px from W, 1/5 as bright)
-        r_max = max(1.0, min(repeat / 4.0, sigma))
-        rr, cc = np.nonzero(_disk_maxima(sm.image, r_max))
-        inside = (rr >= border) & (rr < h - border) & (cc >= border) & (cc < w - border)
-        return sm, zmap, cmap, r_max, rr[inside], cc[inside], len(rr)
-
     if T is not None:
         # vectors to a few thousandths of a pixel per cell (the lattice average's far
         # copies then land on the columns, not beside them: with the spectrum's 1 %,
@@ -1051,6 +1037,20 @@ def find_columns(
             T = lattice_translations(vectors[0], vectors[1])
             if strength is None:
                 sigma_c = sigma_cell
+
+    def candidates(sigma, T):
+        sm = smooth_image(img, method, strength, repeat, sigma, noise)
+        # the background is smooth: read it from a grid as coarse as a column is wide
+        factor = int(np.clip(round(sigma), 2, 4)) if sigma >= 1.0 else 1
+        zmap, cmap, _ = _significance(sm, noise, repeat, T, factor)
+        # every local maximum (over-counting on purpose, METHOD §1). The maximum filter is
+        # no wider than a column: a wider one lets the tails of bright neighbours hide a
+        # dim column (WS₂'s S₂ at 9 px from W, 1/5 as bright)
+        r_max = max(1.0, min(repeat / 4.0, sigma))
+        rr, cc = np.nonzero(_disk_maxima(sm.image, r_max))
+        inside = (rr >= border) & (rr < h - border) & (cc >= border) & (cc < w - border)
+        return sm, zmap, cmap, r_max, rr[inside], cc[inside], len(rr)
+
     sm, zmap, cmap, r_max, rr, cc, n_candidates = candidates(sigma_c, T)
     # without a lattice, the autocorrelation's width is checked against the mean profile
     # of the most significant peaks, and the smoothing redone if they disagree by over 15 %

@@ -181,6 +181,11 @@ def cell_average(img, u, v, center, radius, step=0.5):
         Pixels per bin.
     """
     B = np.vstack([np.asarray(u, float), np.asarray(v, float)])
+    if not (np.all(np.isfinite(B)) and abs(np.linalg.det(B)) > 1e-9 * max(np.abs(B).max(), 1e-300) ** 2):
+        from .errors import MotifLabError
+
+        raise MotifLabError(f"u = {B[0].tolist()} and v = {B[1].tolist()} do not span a lattice cell; "
+                            "pass two non-parallel lattice vectors (px).")
     h, w = img.shape
     r = np.arange(h, dtype=np.float64)[:, None] - float(center[0])
     c = np.arange(w, dtype=np.float64)[None, :] - float(center[1])

@@ -155,3 +155,10 @@ def test_cell_average_recovers_a_column_at_one_count():
     p, _ = optimize.curve_fit(model, np.vstack([gy[ok], gx[ok]]), mean[ok], p0=[1.0, 1.5, 0.2])
     sigma = np.sqrt(p[1] ** 2 - 0.5**2 / 12)
     assert abs(sigma - 1.9) < 0.1 and abs(p[0] - 1.0) < 0.1, p
+
+
+def test_cell_average_refuses_parallel_vectors():
+    from motiflab.errors import MotifLabError
+
+    with pytest.raises(MotifLabError, match="non-parallel"):
+        cell_average(np.zeros((32, 32)), [0.0, 4.0], [0.0, 8.0], (16, 16), 3.0)

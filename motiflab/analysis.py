@@ -505,7 +505,8 @@ class Analysis:
             f"columns found {len(self.columns)}"
             + (f" ({int(np.count_nonzero(self.columns.on_lattice))} on lattice sites)"
                if self.columns.lattice_vectors is not None else "")
-            + f", {self.columns.n_rejected} candidates rejected as background; analysed {len(self.positions)} "
+            + f", {self.columns.n_rejected} candidate{'' if self.columns.n_rejected == 1 else 's'} rejected as "
+            f"background; analysed {len(self.positions)} "
             f"(dropped at border {self.patches.n_dropped}), patch size {self.patch_size} px",
             f"motifs {m.n_motifs}: " + ", ".join(f"#{i}: {c}" for i, c in enumerate(m.counts))
             + (f"; unassigned {m.n_unassigned}" if m.n_unassigned else ""),

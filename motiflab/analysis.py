@@ -103,6 +103,8 @@ class Analysis:
         from .io import as_image
 
         raw, self.calibration, self.signal = as_image(data, frame=frame)
+        #: the file the image was read from (None for arrays and signals); never written over
+        self.source_path = str(data) if isinstance(data, (str, Path)) else None
         self.image = validate_image(raw)
         self.progress = progress
         self._params = dict(DEFAULTS)
@@ -466,16 +468,20 @@ class Analysis:
         )
 
     def save(self, path, overwrite=False) -> Path:
-        """Write the RESULT.npz of the command-line contract; never overwrites unless asked."""
-        from .io import check_writable
+        """Write the RESULT.npz of the command-line contract; never overwrites unless asked.
 
-        p = check_writable(path, overwrite)
+        The write is atomic (:func:`motiflab.files.write_atomic`), and the input
+        file is never an output.
+        """
+        from .files import check_writable, write_atomic
+
+        check_writable(path, overwrite, inputs=self._inputs())
         arrays = self.result_arrays()
-        # write next to the target first so a crash never leaves a half-written result
-        tmp = p.with_name(p.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(p)
-        return p
+        return write_atomic(path, lambda f: np.savez_compressed(f, **arrays), overwrite, inputs=self._inputs())
+
+    def _inputs(self):
+        """The files this analysis read (never to be written over)."""
+        return [self.source_path] if getattr(self, "source_path", None) else []
 
     def markers(self, size=10):
         """Column positions as HyperSpy markers coloured by motif (``signal.add_marker(...)``)."""

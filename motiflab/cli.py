@@ -80,18 +80,26 @@ def _source(image):
     return image
 
 
-def _check_outputs(paths, overwrite):
-    from .io import check_writable
+def _check_outputs(paths, overwrite, inputs=()):
+    """Refuse before any work: an existing file without --overwrite, an input as output, one path twice."""
+    import os
 
-    for p in paths:
-        if p is not None:
-            check_writable(p, overwrite)
+    from .files import check_writable
+
+    given = [p for p in paths if p is not None]
+    seen = {}
+    for p in given:
+        key = os.path.realpath(p)
+        if key in seen:
+            raise MotifLabError(f"{seen[key]!r} and {p!r} name the same file; give each output its own path.")
+        seen[key] = p
+        check_writable(p, overwrite, inputs=[i for i in inputs if i not in (None, SAMPLE)])
 
 
 def cmd_run(args) -> int:
     from .analysis import Analysis
 
-    _check_outputs([args.out, args.hierarchy, args.report], args.overwrite)  # fail before the work
+    _check_outputs([args.out, args.hierarchy, args.report], args.overwrite, inputs=[args.image])  # fail before the work
     t0 = time.perf_counter()
     an = Analysis(_source(args.image), frame=args.frame, progress=not args.quiet, **_params(args))
     an.run()
@@ -114,13 +122,10 @@ def write_hierarchy(an, path, overwrite=False):
     import json
 
     from .hierarchy import build_hierarchy
-    from .io import check_writable
+    from .files import write_atomic
 
-    p = check_writable(path, overwrite)
     h = build_hierarchy(an.positions, an.motifs.labels, ignore_labels=(-1,))
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(h.to_json(), indent=1))
-    tmp.replace(p)
+    write_atomic(path, lambda f: f.write(json.dumps(h.to_json(), indent=1)), overwrite, binary=False)
     return h
 
 

@@ -521,11 +521,16 @@ class Hierarchy:
             "notes": list(self.notes),
         }
 
-    def save_json(self, path, max_locations: int | None = None, indent: int | None = 1) -> None:
-        """Write :meth:`to_json` to ``path``."""
+    def save_json(self, path, max_locations: int | None = None, indent: int | None = 1,
+                  overwrite: bool = False) -> None:
+        """Write :meth:`to_json` to ``path`` atomically; an existing file only with ``overwrite``."""
+        from .files import write_atomic
+
+        doc = self.to_json(max_locations)
         try:
-            with open(path, "w", encoding="utf-8") as fh:
-                json.dump(self.to_json(max_locations), fh, indent=indent)
+            write_atomic(path, lambda fh: json.dump(doc, fh, indent=indent), overwrite, binary=False)
+        except InputFileError:
+            raise
         except OSError as e:
             raise InputFileError(f"cannot write the hierarchy to {path!s}: {e}; check the folder exists and is writable") from None
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError, MotifLabError
+from .colors import label_colors, motif_colors  # noqa: F401  (motif_colors re-exported: its home was here)
+from .files import check_writable  # noqa: F401  (re-exported: its home was here)
 
 __all__ = ["Calibration", "load", "as_image", "to_signal", "to_markers", "label_map_signal",
            "class_averages_signal", "check_writable"]
@@ -196,14 +198,6 @@ def to_signal(image, calibration: Calibration | None = None, title="") -> "objec
     return s
 
 
-def motif_colors(n):
-    """``n`` distinct hex colours (noise label −1 is drawn grey by callers)."""
-    base = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-            "#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
-            "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#9c9ede"]
-    return [base[i % len(base)] for i in range(n)]
-
-
 def to_markers(positions, labels, calibration: Calibration | None = None, size=10):
     """Column positions as HyperSpy point markers coloured by motif.
 
@@ -229,10 +223,7 @@ def to_markers(positions, labels, calibration: Calibration | None = None, size=1
 
     cal = calibration or Calibration()
     xy = cal.to_physical(positions)[:, ::-1]  # HyperSpy wants (x, y)
-    labels = np.asarray(labels)
-    uniq = [u for u in np.unique(labels) if u >= 0]
-    palette = dict(zip(uniq, motif_colors(len(uniq))))
-    colors = [palette.get(int(lab), "#999999") for lab in labels]
+    colors = label_colors(np.asarray(labels)).tolist()
     return markers.Points(offsets=xy, color=colors, sizes=size)
 
 
@@ -259,16 +250,3 @@ def class_averages_signal(class_averages, calibration: Calibration | None = None
     s = to_signal(np.asarray(class_averages), calibration, title="motif class averages")
     s.axes_manager.navigation_axes[0].name = "motif"
     return s
-
-
-def check_writable(path, overwrite=False) -> Path:
-    """Refuse to overwrite an existing file unless asked to; make sure the folder exists."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise InputFileError(
-            f"{str(p)!r} already exists; motiflab never overwrites results silently. "
-            "Choose another --out path or pass --overwrite (overwrite=True)."
-        )
-    if not p.parent.exists():
-        raise InputFileError(f"the folder {str(p.parent)!r} does not exist; create it first.")
-    return p

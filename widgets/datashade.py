@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rasterize_points"]
+from motiflab.colors import UNASSIGNED as GREY
 
-GREY = "#9e9e9e"
+__all__ = ["rasterize_points"]
 
 
 def _rgb(colors):

@@ -665,7 +665,7 @@ class Explorer:
         Linked selection, hover thumbnails, the selection mean, clicking motifs and
         hierarchy nodes and the FR playback keep working in the file.
         """
-        from motiflab.io import check_writable
+        from motiflab.files import check_writable
 
         check_writable(path, overwrite)
         with self._run_lock, warnings.catch_warnings():

@@ -49,13 +49,9 @@ def build_report(an, thumbnails=True, datashade_above=views.DATASHADE_ABOVE):
 
 def write_html(doc_html, path, overwrite=False) -> Path:
     """Write an HTML string next to ``path`` first, then move it in place (never half-written)."""
-    from motiflab.io import check_writable
+    from motiflab.files import write_atomic
 
-    p = check_writable(path, overwrite)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(doc_html, encoding="utf-8")
-    tmp.replace(p)
-    return Path(p)
+    return write_atomic(path, lambda f: f.write(doc_html), overwrite, binary=False)
 
 
 def write_report(an, path, overwrite=False, title="motiflab report", **kwargs):
@@ -78,7 +74,7 @@ def write_report(an, path, overwrite=False, title="motiflab report", **kwargs):
     -------
     pathlib.Path
     """
-    from motiflab.io import check_writable
+    from motiflab.files import check_writable
 
     check_writable(path, overwrite)  # fail before the work
     return write_html(build_report(an, **kwargs).html(title=title), path, overwrite=overwrite)

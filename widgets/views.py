@@ -36,7 +36,9 @@ import io
 
 import numpy as np
 
-GREY = "#9e9e9e"
+from motiflab.colors import UNASSIGNED, label_colors, motif_colors  # noqa: F401  (label_colors used by callers)
+
+GREY = UNASSIGNED
 #: above this many columns the per-column hover thumbnails are left out (they would make the
 #: page large); hover then shows the motif and column number only
 MAX_THUMBNAILS = 20000
@@ -49,18 +51,8 @@ _TOOLS = "pan,wheel_zoom,box_select,lasso_select,tap,reset,save"
 
 
 def motif_palette(k):
-    """``k`` motif colours (the same as the HyperSpy markers use)."""
-    from motiflab.io import motif_colors
-
+    """``k`` motif colours (:func:`motiflab.colors.motif_colors`, the same as the HyperSpy markers)."""
     return motif_colors(k)
-
-
-def label_colors(labels, k=None):
-    """Hex colour of each label (grey for −1)."""
-    labels = np.asarray(labels)
-    k = int(labels.max()) + 1 if k is None and len(labels) and labels.max() >= 0 else (k or 0)
-    pal = np.array(motif_palette(max(k, 1)) + [GREY])
-    return pal[np.where(labels >= 0, labels, len(pal) - 1)]
 
 
 def _robust_uint8(a, lo_pct=1.0, hi_pct=99.5):

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validation import check_positions
 from .errors import MotifLabError
 from .lattice import Lattice, find_lattice
 
@@ -594,9 +595,9 @@ def label_grid(positions, labels, lattice: Lattice | None = None, *, subdivide=(
     -------
     UnitGrid
     """
-    from .lattice import _check_positions
-
-    p = _check_positions(positions, min_n=4)
+    p = check_positions(
+        positions, min_n=4, why="Too few units to place on a grid (or to find their lattice); use a larger field of view."
+    )
     lab = np.asarray(labels)
     if lab.shape != (len(p),):
         raise MotifLabError(

@@ -679,7 +679,7 @@ def _lattice_vectors(crop, repeat=None):
     With the repeat measured by the autocorrelation, periods beyond 2.5 repeats are
     not considered.
     """
-    from .lattice import _fft_vectors
+    from .lattice import fft_lattice_vectors as _fft_vectors
 
     h, w = crop.shape
     side = 768

@@ -67,8 +67,9 @@ import numba
 import numpy as np
 from scipy import ndimage
 
+from ._validation import check_positions
 from .errors import InputFileError, MotifLabError
-from .lattice import Lattice, _check_positions, find_lattice, index_cells
+from .lattice import Lattice, find_lattice, index_cells
 
 __all__ = [
     "CellCompositions",
@@ -779,7 +780,7 @@ def build_hierarchy(
         raise MotifLabError(f"neighborhood must be 'auto', 'von_neumann' or 'lattice', got {neighborhood!r}")
     if max_level_gap is not None and (not isinstance(max_level_gap, (int, np.integer)) or max_level_gap < 1):
         raise MotifLabError(f"max_level_gap must be a positive integer or None, got {max_level_gap!r}")
-    p_all = _check_positions(positions)
+    p_all = check_positions(positions)
     names, codes = _encode_labels(labels, len(p_all))
     keep = np.ones(len(p_all), bool)
     ignore = list(ignore_labels) if ignore_labels is not None else []

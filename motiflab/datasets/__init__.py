@@ -11,7 +11,8 @@ vectors, parameters) whose :class:`ColumnTruth` lists every column site in the
 frame. Images with a ``dose`` are Poisson counts with mean ``dose`` electrons per
 pixel; without one they are noise-free and normalised to a mean of 1.
 """
-from ._render import ELEMENTS, ColumnTruth, SyntheticImage, atomic_number
+from ._elements import ELEMENTS, atomic_number
+from ._synthetic_image import ColumnTruth, SyntheticImage
 from .perovskite import make_perovskite
 from .mixtures import make_mixture
 from .moire import MoireImage, make_moire

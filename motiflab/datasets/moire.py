@@ -29,22 +29,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import MotifLabError
-from ._render import (
-    ColumnTruth,
-    SyntheticImage,
-    check_positive,
-    check_seed,
-    check_shape,
-    finish_image,
-    pad_for_probe,
-    probe_params_px,
-    render,
-    rng_streams,
-)
+from ._checks import check_positive, check_seed, check_shape
+from ._elements import atomic_number
+from ._optics import pad_for_probe, probe_params_px, render
+from ._shot_noise import finish_image, rng_streams
+from ._synthetic_image import ColumnTruth, SyntheticImage
 
 __all__ = ["MoireImage", "make_moire", "REGISTRY_TYPES"]
 
@@ -109,7 +103,7 @@ class MoireImage:
 
 
 def make_moire(
-    shape=(1024, 1024),
+    shape: tuple[int, int] = (1024, 1024),
     pixel_size: float = 0.03,
     a_nm: float = 0.316,
     twist_deg: float = 3.15,
@@ -117,7 +111,7 @@ def make_moire(
     chalcogen: str = "S",
     probe_fwhm: float = 0.1,
     dose: float | None = None,
-    perturbed=(),
+    perturbed: Sequence[int] = (),
     perturb_radius: float | None = None,
     perturb_jitter_px: float = 0.0,
     perturb_vacancy_rate: float = 0.0,
@@ -128,34 +122,34 @@ def make_moire(
 
     Parameters
     ----------
-    shape : (int, int)
+    shape : (int, int), default (1024, 1024)
         Image shape.
-    pixel_size : float
+    pixel_size : float, default 0.03
         nm per pixel.
-    a_nm : float
+    a_nm : float, default 0.316
         Lattice constant of each layer (MoS2: 0.316 nm).
-    twist_deg : float
+    twist_deg : float, default 3.15
         Extra twist of the top layer (paper: 3.15 degrees); must be in (0.5, 30).
-    metal, chalcogen : str
+    metal, chalcogen : str, default "Mo", "S"
         Element symbols (for the column intensities ``Z**1.7``).
-    probe_fwhm : float
-        Probe size in nm.
+    probe_fwhm : float, default 0.1
+        FWHM of the Gaussian probe in nm.
     dose : float, optional
         Electrons per pixel (Poisson); ``None``: noise-free, mean 1.
-    perturbed : sequence of int
+    perturbed : sequence of int, default ()
         Indices into ``domain_centers`` to perturb (see ``interior_domains``;
         call once without perturbation to look at the centres -- they depend
         only on shape, pixel size, a and twist).
     perturb_radius : float, optional
         Radius (px) of the perturbed disc; default a quarter of the moire period.
-    perturb_jitter_px : float
+    perturb_jitter_px : float, default 0
         Extra Gaussian position noise (px, per coordinate) in perturbed domains.
-    perturb_vacancy_rate : float
+    perturb_vacancy_rate : float, default 0
         Fraction of chalcogen columns (both layers) missing one atom in perturbed domains.
-    background : float
+    background : float, default 0.05
         Constant offset as a fraction of a metal column's peak.
-    seed : int
-        Random seed.
+    seed : int or None, default 0
+        Random seed (structure perturbations and shot noise use independent streams).
 
     Returns
     -------
@@ -179,7 +173,6 @@ def make_moire(
     u = a * np.array([0.0, 1.0])
     v = a * np.array([-math.sin(math.pi / 3), math.cos(math.pi / 3)])
     m = np.column_stack([u, v])
-    minv = np.linalg.inv(m)
     # bottom layer sites covering the frame plus a margin
     diag = math.hypot(h, w) / 2 + 3 * a
     n = int(math.ceil(diag / (a * math.sin(math.pi / 3)))) + 2
@@ -240,8 +233,8 @@ def make_moire(
     dist_c = np.hypot(*(pos - centers[col_dom]).T)
     in_pert = pert[col_dom] & (dist_c <= radius)
 
-    zm = _z(metal)
-    zc = _z(chalcogen)
+    zm = atomic_number(metal)
+    zc = atomic_number(chalcogen)
     n_atoms = np.where(basis % 2 == 1, 2, 1)
     if perturb_vacancy_rate > 0:
         lose = in_pert & (basis % 2 == 1) & (rng_struct.random(len(pos)) < perturb_vacancy_rate)
@@ -272,9 +265,3 @@ def make_moire(
     return MoireImage(sample=sample, domain_centers=centers, domain_types=types,
                       column_domain=col_dom[inside].astype(np.int64), perturbed=pert,
                       moire_period_px=period, params=params)
-
-
-def _z(symbol: str) -> int:
-    from ._render import atomic_number
-
-    return atomic_number(symbol)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import MotifLabError
 from ..lattice import Lattice
-from ._render import SyntheticImage
+from ._synthetic_image import SyntheticImage
 from .tmd import TMD_MATERIALS, make_tmd, tmd_neighbor_cells
 
 __all__ = ["CLUSTER_TYPES", "PlantedSample", "make_planted", "pattern_key"]

@@ -32,8 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..assembly import shannon_entropy
 from ..errors import MotifLabError
-from ._render import SyntheticImage, check_seed
+from ._checks import check_seed
+from ._optics import render as render_columns  # make_pentagon_tiling has a `render` flag
+from ._shot_noise import finish_image
+from ._synthetic_image import ColumnTruth, SyntheticImage
 
 __all__ = [
     "PREFERRED_LEVEL2",
@@ -73,12 +77,6 @@ def preferred_level2_probs(preferred=PREFERRED_LEVEL2, mass: float = 0.85) -> np
     p = np.full(16, (1 - mass) / (16 - len(pref)) if len(pref) < 16 else 0.0)
     p[pref] = mass / len(pref)
     return p / p.sum()
-
-
-def _entropy(p) -> float:
-    p = np.asarray(p, float)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
 
 
 @dataclass
@@ -154,7 +152,7 @@ def make_square_units(shape=(64, 64), probs=None, p_v: float = 0.0, seed: int | 
     grid[1::2, 1::2] = blocks & 1
     if p_v > 0:
         grid[rng.random((h, w)) < p_v] = 2
-    h2 = _entropy(p)
+    h2 = shannon_entropy(p)
     return SquareUnits(grid=grid, level2_probs=p, blocks=blocks, entropy_level2_bits=h2,
                        entropy_level3_bits=4 * h2, p_v=float(p_v))
 
@@ -294,8 +292,6 @@ def make_pentagon_tiling(
 
 
 def _render_tiling(pos, labels, idx, spacing, dose, pixel_size, rng, theta_deg, rot):
-    from ._render import ColumnTruth, finish_image, render
-
     shape = tuple(int(math.ceil(x + 1.5 * spacing)) for x in pos.max(axis=0))
     ring_r = 0.28 * spacing
     cols, amps, owner, kind = [], [], [], []
@@ -316,7 +312,7 @@ def _render_tiling(pos, labels, idx, spacing, dose, pixel_size, rng, theta_deg, 
     cols = np.array(cols)
     amps = np.array(amps)
     sigma = max(0.9, 0.06 * spacing)
-    raw = render(cols, amps, shape, pad=int(4 * sigma) + 4, sigma=sigma, tail_fraction=0.0, gamma=1.0)
+    raw = render_columns(cols, amps, shape, pad=int(4 * sigma) + 4, sigma=sigma, tail_fraction=0.0, gamma=1.0)
     img, scale = finish_image(raw, 0.05 * amps.max() / (2 * math.pi * sigma**2), dose, rng)
     cells = np.asarray(idx)[owner]
     truth = ColumnTruth(

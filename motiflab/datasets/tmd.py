@@ -16,39 +16,21 @@ defects can be placed by cell index without knowing the image size.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from ..errors import MotifLabError
-from ._render import (
-    VACANCY,
-    ColumnTruth,
-    SyntheticImage,
-    atomic_number,
-    check_drift,
-    check_nonneg,
-    check_positive,
-    check_probe,
-    check_rate,
-    check_real,
-    check_seed,
-    check_shape,
-    column_name,
-    column_weight,
-    drift_matrix,
-    finish_image,
-    lattice_cells,
-    pad_for_probe,
-    parse_column,
-    probe_params_px,
-    probe_peak,
-    render,
-    rng_streams,
-    sites_in_image,
-)
+from ._checks import check_nonneg, check_positive, check_rate, check_seed
+from ._elements import VACANCY, atomic_number, column_name, column_weight, parse_column
+from ._lattice_frame import LatticeFrame, block_index, defect_entries
+from ._shot_noise import finish_image, rng_streams
+from ._synthetic_image import ColumnTruth, SyntheticImage
+from ._tmd_cells import SUBLATTICES, oriented_classes, tmd_neighbor_cells
 
-__all__ = ["TMD_MATERIALS", "make_tmd", "load_sample", "tmd_neighbor_cells"]
+# oriented_classes and tmd_neighbor_cells live with the cell geometry; they are
+# part of this module's API.
+__all__ = ["TMD_MATERIALS", "make_tmd", "load_sample", "oriented_classes", "tmd_neighbor_cells"]
 
 #: 2H monolayers: metal, chalcogen and in-plane lattice constant ``a`` (nm).
 TMD_MATERIALS: dict[str, dict[str, Any]] = {
@@ -61,42 +43,6 @@ TMD_MATERIALS: dict[str, dict[str, Any]] = {
 
 #: ADF contrast exponent: column intensity ~ sum of Z**Z_EXPONENT.
 Z_EXPONENT = 1.7
-
-# Offsets (di, dj) from a metal's cell to the cells of its 3 nearest chalcogens.
-_METAL_TO_CHALC = ((0, 0), (-1, 0), (0, -1))
-_SUBLATTICES = ("metal", "chalcogen")
-
-
-def tmd_neighbor_cells(cell: tuple[int, int], sublattice: str) -> list[tuple[int, int]]:
-    """Cells holding the three nearest columns of the other sublattice.
-
-    Parameters
-    ----------
-    cell : (int, int)
-        Cell index ``(i, j)`` of the site.
-    sublattice : {"metal", "chalcogen"}
-        Sublattice of the site.
-
-    Returns
-    -------
-    list of (int, int)
-        For a metal: the cells of its 3 nearest chalcogen columns; for a
-        chalcogen: the cells of its 3 nearest metal columns.
-
-    Examples
-    --------
-    Plant a ``Mo#3`` (all three neighbouring Se columns missing one atom)::
-
-        defects = [(c, "chalcogen", "Se1") for c in tmd_neighbor_cells((0, 0), "metal")]
-        img = make_tmd("MoSe2", defects=defects)
-    """
-    i, j = int(cell[0]), int(cell[1])
-    if sublattice == "metal":
-        return [(i + di, j + dj) for di, dj in _METAL_TO_CHALC]
-    if sublattice == "chalcogen":
-        return [(i - di, j - dj) for di, dj in _METAL_TO_CHALC]
-    raise MotifLabError(f"sublattice must be 'metal' or 'chalcogen', got {sublattice!r}")
-
 
 def _resolve_material(material: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(material, str):
@@ -111,39 +57,9 @@ def _resolve_material(material: Any) -> tuple[str, dict[str, Any]]:
 
 def _normalise_defects(defects: Any) -> list[tuple[tuple[int, int], str, str]]:
     """Accept tuples ``((i, j), sublattice, species)`` or dicts with those keys."""
-    if defects is None:
-        return []
-    if isinstance(defects, (dict, str)) or not isinstance(defects, Iterable):
-        raise MotifLabError(
-            "defects must be a list of ((i, j), sublattice, species) tuples or of dicts "
-            "with keys 'cell', 'sublattice', 'species'"
-        )
     out = []
-    for k, d in enumerate(defects):
-        if isinstance(d, dict):
-            try:
-                cell, sub, spec = d["cell"], d.get("sublattice", d.get("site")), d["species"]
-            except KeyError:
-                raise MotifLabError(
-                    f"defects[{k}] = {d!r} needs keys 'cell', 'sublattice' and 'species'"
-                ) from None
-        else:
-            try:
-                cell, sub, spec = d
-            except (TypeError, ValueError):
-                raise MotifLabError(
-                    f"defects[{k}] = {d!r} is not a ((i, j), sublattice, species) triple"
-                ) from None
-        try:
-            i, j = cell
-            if int(i) != i or int(j) != j:
-                raise ValueError
-            cell = (int(i), int(j))
-        except (TypeError, ValueError):
-            raise MotifLabError(
-                f"defects[{k}]: cell must be two integers (i, j), got {cell!r}"
-            ) from None
-        if sub not in _SUBLATTICES:
+    for k, cell, sub, spec in defect_entries(defects, "sublattice"):
+        if sub not in SUBLATTICES:
             raise MotifLabError(
                 f"defects[{k}]: sublattice must be 'metal' or 'chalcogen', got {sub!r}"
             )
@@ -259,11 +175,9 @@ def make_tmd(
     linear in the number of pixels.
     """
     name, props = _resolve_material(material)
-    h, w = check_shape(shape)
-    pixel_size = check_positive("pixel_size", pixel_size)
     a = props["a"] if lattice_constant is None else check_positive("lattice_constant", lattice_constant)
-    rotation = check_real("rotation", rotation)
-    probe_fwhm, tail_fraction, tail_width = check_probe(probe_fwhm, tail_fraction, tail_width)
+    frame = LatticeFrame.from_inputs(shape, pixel_size, a, strain, rotation, probe_fwhm, tail_fraction,
+                                     tail_width, scan_noise, drift, origin)
     p_chalc = check_rate("chalcogen_vacancy_rate", chalcogen_vacancy_rate)
     p_mvac = check_rate("metal_vacancy_rate", metal_vacancy_rate)
     p_dop = check_rate("dopant_rate", dopant_rate)
@@ -283,44 +197,17 @@ def make_tmd(
         raise MotifLabError("dopant_rate > 0 needs a dopant element, e.g. dopant='W'")
     dose = check_positive("dose", dose, allow_none=True)
     background = check_nonneg("background", background)
-    scan_noise = check_nonneg("scan_noise", scan_noise)
-    drift = check_drift(drift, (h, w))
-    strain = check_real("strain", strain)
-    if not -0.5 < strain < 1.0:
-        raise MotifLabError(f"strain must lie in (-0.5, 1), got {strain}; it is a fraction (0.02 = 2 %)")
     seed = check_seed(seed)
     defect_list = _normalise_defects(defects)
-    a_px = a * (1 + strain) / pixel_size
-    if min(h, w) < a_px * 1.5:
-        raise MotifLabError(
-            f"a {h}x{w} frame at {pixel_size} nm/px is {min(h, w) * pixel_size:.3f} nm across, "
-            f"smaller than 1.5 unit cells (a = {a * (1 + strain):.4f} nm); use a larger shape "
-            "or a larger pixel_size"
-        )
-    if origin is None:
-        origin_true = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
-    else:
-        origin_true = np.array([check_real("origin", float(o)) for o in origin])
-
     rng_struct, rng_scan, rng_noise = rng_streams(seed)
-    probe = probe_params_px(probe_fwhm, tail_fraction, tail_width, pixel_size)
-    sigma, gamma = probe["sigma_px"], probe["tail_gamma_px"]
-    pad = pad_for_probe(sigma, tail_fraction, gamma, scan_noise)
 
     # --- lattice -------------------------------------------------------------
-    th = math.radians(rotation)
-    u = a_px * np.array([-math.sin(th), math.cos(th)])
-    v = a_px * np.array([-math.sin(th + math.pi / 3), math.cos(th + math.pi / 3)])
-    dmat = drift_matrix(drift, h)
-    # Cells whose apparent sites can fall on the padded canvas; pull the bounds
-    # back through the (invertible) drift map so the block is large enough.
-    lo, hi = np.array([-pad - a_px, -pad - a_px]), np.array([h + pad + a_px, w + pad + a_px])
-    dinv = np.linalg.inv(dmat)
-    box = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], lo[1]], [hi[0], hi[1]]]) @ dinv.T
-    i_rng, j_rng = lattice_cells(u, v, origin_true, box.min(axis=0), box.max(axis=0))
+    th = math.radians(frame.rotation)
+    u = frame.lattice_vector(th)
+    v = frame.lattice_vector(th + math.pi / 3)
+    i_rng, j_rng, ii, jj = frame.cell_block(u, v)
     ni, nj = len(i_rng), len(j_rng)
-    ii, jj = np.meshgrid(i_rng, j_rng, indexing="ij")
-    metal_true = origin_true + ii[..., None] * u + jj[..., None] * v
+    metal_true = frame.origin + ii[..., None] * u + jj[..., None] * v
     chalc_true = metal_true + (u + v) / 3.0
 
     # --- column vocabulary: every distinct column content gets an integer code ---
@@ -350,14 +237,8 @@ def make_tmd(
     chalc_code = np.asarray(c_ch)[2 - missing.sum(axis=2)]
 
     # --- explicit defects override -------------------------------------------
-    for (ci, cj), sub, spec in defect_list:
-        ki, kj = ci - i_rng[0], cj - j_rng[0]
-        if not (0 <= ki < ni and 0 <= kj < nj):
-            raise MotifLabError(
-                f"defect cell {(ci, cj)} lies outside the rendered lattice (i in "
-                f"[{i_rng[0]}, {i_rng[-1]}], j in [{j_rng[0]}, {j_rng[-1]}]); cell (0, 0) "
-                "is at the image centre unless origin= is given"
-            )
+    for cell, sub, spec in defect_list:
+        ki, kj = block_index(cell, i_rng, j_rng)
         if sub == "metal":
             metal_code[ki, kj] = code(parse_column(spec, max_atoms=1), False)
         else:
@@ -375,29 +256,22 @@ def make_tmd(
     metal_fine[host & (k_def > 0)] = n_vocab - 1 + k_def[host & (k_def > 0)]
 
     # --- apparent positions and amplitudes -----------------------------------
-    pos = np.concatenate([metal_true.reshape(-1, 2), chalc_true.reshape(-1, 2)]) @ dmat.T
+    pos = np.concatenate([metal_true.reshape(-1, 2), chalc_true.reshape(-1, 2)]) @ frame.dmat.T
     species_code = np.concatenate([metal_code.ravel(), chalc_code.ravel()])
     fine_code = np.concatenate([metal_fine.ravel(), chalc_code.ravel()])
-    sub_arr = np.repeat(np.array(_SUBLATTICES), ni * nj)
+    sub_arr = np.repeat(np.array(SUBLATTICES), ni * nj)
     basis = np.repeat(np.array([0, 1]), ni * nj)
     cells = np.tile(np.column_stack([ii.ravel(), jj.ravel()]), (2, 1))
     amp = np.asarray(vweight)[species_code]
 
-    on_canvas = (
-        (pos[:, 0] >= -pad) & (pos[:, 0] < h + pad) & (pos[:, 1] >= -pad) & (pos[:, 1] < w + pad)
-    )
-    row_shifts = None
-    if scan_noise > 0:
-        # One random shift per scan line of the padded canvas, drawn top to bottom.
-        row_shifts = rng_scan.normal(0.0, scan_noise, size=h + 2 * pad)
-    raw = render(pos[on_canvas], amp[on_canvas], (h, w), pad, sigma, tail_fraction, gamma, row_shifts)
+    raw, row_shifts = frame.render_columns(pos, amp, rng_scan)
 
     ref_amp = max(vweight[c_host], vweight[c_ch[2]])
-    ref_peak = ref_amp * probe_peak(sigma, tail_fraction, gamma)
+    ref_peak = ref_amp * frame.probe_peak()
     image, scale = finish_image(raw, background * ref_peak, dose, rng_noise)
 
     # --- truth: sites whose apparent centre is in the image --------------------
-    inside, pos_in = sites_in_image(pos, (h, w), row_shifts, pad, sigma)
+    inside, pos_in = frame.sites_in_image(pos, row_shifts)
     species_s = np.asarray(vocab)[species_code[inside]]
     truth = ColumnTruth(
         positions=pos_in,
@@ -410,7 +284,7 @@ def make_tmd(
         basis=basis[inside].astype(np.int64),
     )
 
-    lattice_vectors = np.stack([dmat @ u, dmat @ v])
+    lattice_vectors = np.stack([frame.dmat @ u, frame.dmat @ v])
     params: dict[str, Any] = {
         "generator": "motiflab.datasets.make_tmd",
         "title": f"Synthetic {name} ADF-STEM"
@@ -418,13 +292,8 @@ def make_tmd(
         "material": name,
         "metal": metal,
         "chalcogen": chalc,
-        "shape": (h, w),
-        "pixel_size": pixel_size,
+        **frame.params(),
         "lattice_constant": a,
-        "rotation": rotation,
-        "probe_fwhm": probe_fwhm,
-        "tail_fraction": tail_fraction,
-        "tail_width": tail_width,
         "chalcogen_vacancy_rate": p_chalc,
         "metal_vacancy_rate": p_mvac,
         "dopant": dopant,
@@ -432,24 +301,17 @@ def make_tmd(
         "defects": [(c, s, sp) for c, s, sp in defect_list],
         "dose": dose,
         "background": background,
-        "scan_noise": scan_noise,
-        "drift": drift,
-        "strain": strain,
         "seed": seed,
-        "origin": tuple(origin_true.tolist()),
         # derived
         "z_exponent": Z_EXPONENT,
-        "sigma_px": sigma,
-        "tail_gamma_px": gamma,
-        "lattice_origin_px": tuple((dmat @ origin_true).tolist()),
         "chalcogen_offset": "(u + v) / 3",
         "normalisation": scale,
         "background_level": background * ref_peak * scale,
-        "nn_distance_px": a_px / math.sqrt(3.0),
+        "nn_distance_px": frame.a_px / math.sqrt(3.0),
     }
     return SyntheticImage(
         image=image,
-        pixel_size=pixel_size,
+        pixel_size=frame.pixel_size,
         truth=truth,
         lattice_vectors=lattice_vectors,
         params=params,
@@ -512,57 +374,3 @@ def load_sample(dose_scale: float = 1.0) -> SyntheticImage:
         scan_noise=0.25,
         seed=2022,
     )
-
-
-def oriented_classes(truth) -> np.ndarray:
-    """Fine classes with the orientation of partial environments made explicit.
-
-    With signed (``rotinv=False``) Zernike moments, a metal next to one
-    defective chalcogen looks different depending on *which* of its three
-    neighbours is defective: the three orientations of ``Mo#1`` are three
-    motifs (each is farther from the others than from pristine ``Mo``, since
-    they differ at two neighbour sites instead of one). The same holds for
-    ``Mo#2``. This returns ``truth.fine`` with a suffix naming the defective
-    neighbour (``Mo#1`` → ``"Mo#1/a"``, ``"/b"``, ``"/c"``) or, for ``Mo#2``,
-    the intact one, so rotation-sensitive classifications can be scored
-    against the right ground truth. ``Mo#3`` and every other class are
-    unchanged (they look the same from every orientation). Dopant metals next
-    to defective chalcogens get the same refinement (``W`` → ``"W#2/b"``):
-    they are as different from a plain dopant as ``Mo#k`` is from ``Mo``.
-
-    Parameters
-    ----------
-    truth : ColumnTruth
-        Truth table of a :func:`make_tmd` image.
-
-    Returns
-    -------
-    ndarray of str, shape (N,)
-    """
-    fine = np.asarray(truth.fine).astype(object)
-    chalc = truth.sublattice == "chalcogen"
-    defective = {
-        (int(i), int(j))
-        for (i, j), sp, vis in zip(truth.cell[chalc], truth.species[chalc], truth.visible[chalc])
-        if not str(sp).endswith("2")  # one or both atoms missing
-    }
-    names = "abc"
-    host = {str(f).split("#")[0] for f in fine[truth.sublattice == "metal"] if "#" in str(f)}
-    for row in np.flatnonzero((truth.sublattice == "metal") & truth.visible):
-        f = str(fine[row])
-        i, j = truth.cell[row]
-        flags = [(int(i) + di, int(j) + dj) in defective for di, dj in _METAL_TO_CHALC]
-        k = sum(flags)
-        if "#" not in f:
-            # a dopant metal next to defective chalcogens is as different from a plain
-            # dopant as Mo#k is from Mo: give it the same refinement
-            if k == 0 or f in host:
-                continue
-            f = f"{f}#{k}"
-        if f.endswith("#3"):
-            fine[row] = f
-            continue
-        want = f.endswith("#1")
-        # the odd neighbour may lie outside the frame (edge columns): orientation unknown
-        fine[row] = f"{f}/{names[flags.index(want)]}" if want in flags else f"{f}/?"
-    return fine.astype(str)

@@ -79,46 +79,66 @@ def disk_max(img, dy, dx, out):
             out[i, j] = ok
 
 
+@numba.njit(cache=True, inline="always")
+def disc_pixels(img, cy, cx, r, r2, ys, xs, d2, val):
+    """Gather the pixels of ``img`` within ``sqrt(r2)`` of (cy, cx); return how many.
+
+    The window is the (2r+1)² square around the nearest pixel, clipped to the
+    image, read row by row; each pixel in the disc leaves its row, column,
+    squared distance and value in the buffers (of at least (2r+1)² each), in
+    that order, so sums over them add up exactly as a loop over the image would.
+    """
+    h, w = img.shape
+    iy = int(np.floor(cy + 0.5))
+    ix = int(np.floor(cx + 0.5))
+    n = 0
+    for y in range(max(iy - r, 0), min(iy + r + 1, h)):
+        for x in range(max(ix - r, 0), min(ix + r + 1, w)):
+            ey = y - cy
+            ex = x - cx
+            dd = ey * ey + ex * ex
+            if dd <= r2:
+                ys[n] = y
+                xs[n] = x
+                d2[n] = dd
+                val[n] = img[y, x]
+                n += 1
+    return n
+
+
+@numba.njit(cache=True, inline="always")
+def disc_buffers(r):
+    """Buffers for :func:`disc_pixels` with window half-width ``r``: rows, columns, squared distances, values."""
+    m = (2 * r + 1) ** 2
+    return np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+
+
 @numba.njit(cache=True, parallel=True)
 def com_refine(img, pos, radius, n_iter, bg):
     n = pos.shape[0]
-    h, w = img.shape
     out = pos.copy()
     r = int(np.ceil(radius))
     r2 = radius * radius
     inv2s2 = 1.0 / (2.0 * (0.5 * radius) ** 2)
     for i in numba.prange(n):
+        ys, xs, d2, val = disc_buffers(r)
         cy = pos[i, 0]
         cx = pos[i, 1]
         for _ in range(n_iter):
-            iy = int(np.floor(cy + 0.5))
-            ix = int(np.floor(cx + 0.5))
             s = 0.0
             sy = 0.0
             sx = 0.0
-            for dy in range(-r, r + 1):
-                y = iy + dy
-                if y < 0 or y >= h:
+            for t in range(disc_pixels(img, cy, cx, r, r2, ys, xs, d2, val)):
+                v = val[t] - bg[i]
+                if v <= 0:
                     continue
-                for dx in range(-r, r + 1):
-                    x = ix + dx
-                    if x < 0 or x >= w:
-                        continue
-                    ddy = y - cy
-                    ddx = x - cx
-                    d2 = ddy * ddy + ddx * ddx
-                    if d2 > r2:
-                        continue
-                    v = img[y, x] - bg[i]
-                    if v <= 0:
-                        continue
-                    # a smooth window centred on the current estimate: with a hard pixel
-                    # disk the pixel set stops changing and the iteration stalls short
-                    # of the peak; the smooth window's fixed point is the peak centre
-                    v *= np.exp(-d2 * inv2s2)
-                    s += v
-                    sy += v * y
-                    sx += v * x
+                # a smooth window centred on the current estimate: with a hard pixel
+                # disk the pixel set stops changing and the iteration stalls short
+                # of the peak; the smooth window's fixed point is the peak centre
+                v *= np.exp(-d2[t] * inv2s2)
+                s += v
+                sy += v * ys[t]
+                sx += v * xs[t]
             if s <= 0:
                 break
             ny = sy / s
@@ -183,12 +203,13 @@ def gauss2d_fit(img, pos, sigma, radius, n_iter, out, ok):
     ``ok[i]`` is False where the fit failed (no positive amplitude, singular
     system); ``out[i]`` then keeps the start.
     """
-    h, w = img.shape
     n = pos.shape[0]
     r = int(np.ceil(radius))
     r2 = radius * radius
     inv2s2 = 1.0 / (2.0 * sigma * sigma)
     for i in numba.prange(n):
+        ys, xs, d2, val = disc_buffers(r)
+        gauss = np.empty(len(d2))
         y0 = pos[i, 0]
         x0 = pos[i, 1]
         py = y0
@@ -200,36 +221,20 @@ def gauss2d_fit(img, pos, sigma, radius, n_iter, out, ok):
         B = 0.0
         good = True
         for it in range(n_iter):
-            iy = int(np.floor(py + 0.5))
-            ix = int(np.floor(px + 0.5))
-            # normal equations of the linear parameters (A, B) at the current position,
-            # then of all four with the Jacobian
-            m = np.zeros((4, 4))
-            g = np.zeros(4)
+            k = disc_pixels(img, py, px, r, r2, ys, xs, d2, val)
             # first solve A, B for this position (linear least squares)
             s_gg = 0.0
             s_g = 0.0
-            s_1 = 0.0
             s_gv = 0.0
             s_v = 0.0
-            for dy in range(-r, r + 1):
-                y = iy + dy
-                if y < 0 or y >= h:
-                    continue
-                for dx in range(-r, r + 1):
-                    x = ix + dx
-                    if x < 0 or x >= w:
-                        continue
-                    d2 = (y - py) ** 2 + (x - px) ** 2
-                    if d2 > r2:
-                        continue
-                    gv = np.exp(-d2 * inv2s2)
-                    v = img[y, x]
-                    s_gg += gv * gv
-                    s_g += gv
-                    s_1 += 1.0
-                    s_gv += gv * v
-                    s_v += v
+            for t in range(k):
+                gv = np.exp(-d2[t] * inv2s2)
+                gauss[t] = gv
+                s_gg += gv * gv
+                s_g += gv
+                s_gv += gv * val[t]
+                s_v += val[t]
+            s_1 = float(k)
             det = s_gg * s_1 - s_g * s_g
             if s_1 < 5 or det <= 0:
                 good = False
@@ -245,29 +250,19 @@ def gauss2d_fit(img, pos, sigma, radius, n_iter, out, ok):
             jxx = 0.0
             gy = 0.0
             gx = 0.0
-            for dy in range(-r, r + 1):
-                y = iy + dy
-                if y < 0 or y >= h:
-                    continue
-                for dx in range(-r, r + 1):
-                    x = ix + dx
-                    if x < 0 or x >= w:
-                        continue
-                    ey = y - py
-                    ex = x - px
-                    d2 = ey * ey + ex * ex
-                    if d2 > r2:
-                        continue
-                    gv = A * np.exp(-d2 * inv2s2)
-                    res = img[y, x] - (gv + B)
-                    # d model / d p = gv * (x - p) / σ²
-                    jy = gv * ey * 2.0 * inv2s2
-                    jx = gv * ex * 2.0 * inv2s2
-                    jyy += jy * jy
-                    jyx += jy * jx
-                    jxx += jx * jx
-                    gy += jy * res
-                    gx += jx * res
+            for t in range(k):
+                ey = ys[t] - py
+                ex = xs[t] - px
+                gv = A * gauss[t]
+                res = val[t] - (gv + B)
+                # d model / d p = gv * (x - p) / σ²
+                jy = gv * ey * 2.0 * inv2s2
+                jx = gv * ex * 2.0 * inv2s2
+                jyy += jy * jy
+                jyx += jy * jx
+                jxx += jx * jx
+                gy += jy * res
+                gx += jx * res
             dj = jyy * jxx - jyx * jyx
             if dj <= 0:
                 good = False

@@ -2,14 +2,15 @@
 
 Data flows one way down the stages of the method::
 
-    columns → patch_size → patches → features → graph → layout → motifs
+    columns → patch_size → patches → features → graph → layout → motifs → hierarchy
 
-Every parameter feeds exactly one stage. Changing a parameter with
+Every parameter is declared once, in :mod:`motiflab.parameters`, and feeds
+exactly one stage; :mod:`motiflab.stages` says how each stage is computed. Changing a parameter with
 :meth:`Analysis.set` drops the cached result of that stage and of every stage
 after it; nothing upstream is recomputed. A force-schedule change therefore
 re-runs only the layout and the clustering, which is what makes sliders in the
 explorer feel instant. Both the command line and the widgets go through this
-object, so they cannot disagree.
+object (and read the hierarchy from it), so they cannot disagree.
 
 Examples
 --------
@@ -24,52 +25,26 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import parameters
 from .errors import MotifLabError
+from .parameters import DEFAULTS, PARAM_STAGE, STAGES
+from .stages import COMPUTE, Features, Layout, layout_estimator
 
-__all__ = ["Analysis", "STAGES", "DEFAULTS", "PARAM_STAGE", "analyze"]
+__all__ = ["Analysis", "STAGES", "PIPELINE", "DEFAULTS", "PARAM_STAGE", "Features", "Layout", "analyze"]
 
-STAGES = ("columns", "patch_size", "patches", "features", "graph", "layout", "motifs")
-
-#: default value of every parameter, grouped by the stage it feeds
-_STAGE_PARAMS = {
-    "columns": dict(smoothing="matched", smoothing_strength=None, threshold=5.0, refine="gaussian",
-                    invert="auto", border=2, spacing=None, lattice="auto", min_contrast=0.1),
-    "patch_size": dict(patch_size="auto", patch_scale=1.3),
-    "patches": dict(patch_border="drop", patch_subpixel=True),
-    "features": dict(n_max=10, rotinv=False),
-    "graph": dict(n_neighbors=10, seed=0),
-    "layout": dict(negative_samples=5, n_iter=None, stage_split=None,
-                   stage1_alpha=None, stage1_beta=None, stage1_n=None, stage1_m=None, stage1_lr=None,
-                   stage2_alpha=None, stage2_beta=None, stage2_n=None, stage2_m=None, stage2_lr=None,
-                   snapshot_max_mb=64),
-    "motifs": dict(min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0, min_separation=2.5),
-}
-PARAM_STAGE = {p: stage for stage, ps in _STAGE_PARAMS.items() for p in ps}
-DEFAULTS = {p: v for ps in _STAGE_PARAMS.values() for p, v in ps.items()}
+#: the stages :meth:`Analysis.run` computes; the hierarchy after them is built when asked for
+PIPELINE = STAGES[: STAGES.index("motifs") + 1]
 
 
-@dataclass
-class Features:
-    """Zernike features of the kept columns."""
+class _Failed:
+    """A stage that refused its inputs: the refusal is cached like a result, until they change."""
 
-    X: np.ndarray          # (N, J) float32
-    n_max: int
-    rotinv: bool
-
-
-@dataclass
-class Layout:
-    """The FR layout with its recorded relaxation."""
-
-    embedding: np.ndarray           # (N, 2) float32
-    snapshots: np.ndarray           # (F, N, 2) float32
-    snapshot_iterations: np.ndarray  # (F,)
-    timings: dict
+    def __init__(self, exc: MotifLabError):
+        self.message = str(exc)
 
 
 class Analysis:
@@ -108,8 +83,7 @@ class Analysis:
         self.image = validate_image(raw)
         self.progress = progress
         self._params = dict(DEFAULTS)
-        self._check_names(params)
-        self._params.update(params)
+        self._params.update(parameters.validate_all(params))
         self._cache: dict[str, object] = {}
         self.log: list[tuple[str, float]] = []
         self._callbacks = []
@@ -118,37 +92,69 @@ class Analysis:
         self.edits: list[dict] = []
         self._layout_callbacks = []
 
-    # ------------------------------------------------------------------ parameters
-    @staticmethod
-    def _check_names(params):
-        bad = sorted(set(params) - set(DEFAULTS))
-        if bad:
-            raise MotifLabError(f"unknown parameter(s) {bad}; valid ones are: {', '.join(sorted(DEFAULTS))}.")
+    def copy(self) -> "Analysis":
+        """A new analysis of the same image with the same parameters, edits and computed stages.
 
+        The stage results are shared (they are never modified in place), so a
+        copy is cheap; changing a parameter of the copy recomputes only the
+        copy's stages. Callbacks (of an explorer) are not copied.
+        """
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._params = dict(self._params)
+        new._cache = dict(self._cache)
+        new.log = list(self.log)
+        new.edits = [dict(e) for e in self.edits]
+        new._callbacks, new._layout_callbacks = [], []
+        return new
+
+    # ------------------------------------------------------------------ parameters
     @property
     def params(self) -> dict:
-        """A copy of the current parameters."""
+        """A copy of the current parameters (auto values as ``None`` / ``"auto"``)."""
         return dict(self._params)
+
+    def effective_params(self) -> dict:
+        """The parameters with every auto value replaced by what the method uses.
+
+        Values that depend on the data (spacing, patch size, smallest motif) are
+        filled in from the stages computed so far, and stay auto until then.
+        """
+        out = {k: parameters.effective_value(k, v) for k, v in self._params.items()}
+        if "columns" in self._cache and out["spacing"] is None:
+            out["spacing"] = float(self._cache["columns"].spacing)
+        if "patch_size" in self._cache:
+            out["patch_size"] = self.patch_size
+        if "patches" in self._cache and out["min_cluster_size"] is None:
+            from .motifs import default_min_cluster_size
+
+            out["min_cluster_size"] = default_min_cluster_size(len(self._cache["patches"].index))
+        return out
 
     def set(self, **params) -> list:
         """Change parameters; return the stages whose cached results were dropped.
 
-        Only the stage a parameter feeds and the stages after it are dropped.
-        Setting a parameter to its current value drops nothing.
+        Every value is validated first (a bad one changes nothing and raises a
+        :class:`~motiflab.errors.MotifLabError` naming the allowed values). Only
+        the stage a parameter feeds and the stages after it are dropped. Setting
+        a parameter to its current value drops nothing.
         """
-        self._check_names(params)
+        params = parameters.validate_all(params)
         changed = {k: v for k, v in params.items() if not _same(self._params[k], v)}
         if not changed:
             return []
         self._params.update(changed)
         first = min(STAGES.index(PARAM_STAGE[k]) for k in changed)
-        stale = [s for s in STAGES[first:] if s in self._cache]
-        for s in STAGES[first:]:
+        return self._drop(STAGES[first:])
+
+    def _drop(self, stages) -> list:
+        stale = [s for s in stages if s in self._cache and not isinstance(self._cache[s], _Failed)]
+        for s in stages:
             self._cache.pop(s, None)
         return stale
 
     def is_cached(self, stage) -> bool:
-        return stage in self._cache
+        return stage in self._cache and not isinstance(self._cache[stage], _Failed)
 
     def on_stage(self, callback):
         """Register ``callback(stage, seconds)`` called after each stage computes (for UIs)."""
@@ -164,12 +170,19 @@ class Analysis:
 
     # ------------------------------------------------------------------ stage access
     def get(self, stage):
-        """The result of ``stage``, computing it (and any stale upstream stage) if needed."""
+        """The result of ``stage``, computing it (and any stale upstream stage) if needed.
+
+        A stage that refuses its inputs (too few columns, no lattice for the
+        hierarchy…) raises its :class:`~motiflab.errors.MotifLabError` again on
+        every call until a parameter it depends on changes.
+        """
         if stage not in STAGES:
             raise MotifLabError(f"unknown stage {stage!r}; stages are {STAGES}.")
-        if stage in self._cache:
-            return self._cache[stage]
-        todo = [s for s in STAGES[: STAGES.index(stage) + 1] if s not in self._cache]
+        upto = STAGES[: STAGES.index(stage) + 1]
+        for s in upto:
+            if isinstance(self._cache.get(s), _Failed):
+                raise MotifLabError(self._cache[s].message)
+        todo = [s for s in upto if s not in self._cache]
         bar = None
         if self.progress and len(todo) > 1:
             from tqdm.auto import tqdm
@@ -180,7 +193,11 @@ class Analysis:
                 if bar is not None:
                     bar.set_postfix_str(s)
                 t0 = time.perf_counter()
-                self._cache[s] = getattr(self, f"_compute_{s}")()
+                try:
+                    self._cache[s] = COMPUTE[s](self)
+                except MotifLabError as exc:
+                    self._cache[s] = _Failed(exc)
+                    raise
                 dt = time.perf_counter() - t0
                 self.log.append((s, dt))
                 for cb in self._callbacks:
@@ -193,8 +210,11 @@ class Analysis:
         return self._cache[stage]
 
     def run(self):
-        """Compute every stage that is not cached; returns ``self``."""
-        self.get(STAGES[-1])
+        """Compute every stage of :data:`PIPELINE` that is not cached; returns ``self``.
+
+        The hierarchy is built when first asked for (:attr:`hierarchy`).
+        """
+        self.get(PIPELINE[-1])
         return self
 
     columns = property(lambda self: self.get("columns"), doc="Found columns (:class:`motiflab.columns.Columns`).")
@@ -204,6 +224,8 @@ class Analysis:
     graph = property(lambda self: self.get("graph"), doc="Fuzzy kNN graph (scipy CSR) of the features.")
     layout = property(lambda self: self.get("layout"), doc="FR layout with snapshots (:class:`Layout`).")
     motifs = property(lambda self: self.get("motifs"), doc="Motif classes (:class:`motiflab.motifs.Motifs`).")
+    hierarchy = property(lambda self: self.get("hierarchy"),
+                         doc="Motif-cell hierarchy (:class:`motiflab.hierarchy.Hierarchy`) of the current motifs.")
 
     @property
     def patch_size(self) -> int:
@@ -215,143 +237,9 @@ class Analysis:
         cols = self.get("columns")
         return cols.positions[self.get("patches").index]
 
-    # ------------------------------------------------------------------ stage implementations
-    def _compute_columns(self):
-        from .columns import find_columns
-
-        p = self._params
-        return find_columns(self.image, smoothing=p["smoothing"], strength=p["smoothing_strength"],
-                            threshold=p["threshold"], refine=p["refine"], invert=p["invert"],
-                            border=p["border"], spacing=p["spacing"], lattice=p["lattice"],
-                            min_contrast=p["min_contrast"])
-
-    def _compute_patch_size(self):
-        from .patches import PatchSizeEstimate, estimate_patch_size
-
-        p = self._params
-        cols = self.get("columns")
-        ps = p["patch_size"]
-        if ps in (None, "auto"):
-            if len(cols) < 3:
-                raise MotifLabError(f"only {len(cols)} columns found; cannot estimate a patch size. "
-                                    "Give patch_size explicitly or lower the column threshold.")
-            est = estimate_patch_size(cols.positions, shape=self.image.shape, scale=p["patch_scale"])
-        else:
-            try:
-                size = int(ps)
-            except (TypeError, ValueError):
-                raise MotifLabError(f"patch_size must be 'auto' or an integer number of pixels, got {ps!r}.")
-            est = PatchSizeEstimate(patch_size=size, nn_distance=float(cols.spacing),
-                                    repeat_distance=float("nan"), r=np.zeros(0), g=np.zeros(0))
-        if est.patch_size > min(self.image.shape):
-            raise MotifLabError(
-                f"patch size {est.patch_size} px is larger than the image {self.image.shape}; "
-                "use a smaller patch_size (or 'auto')."
-            )
-        return est
-
-    def _compute_patches(self):
-        from .patches import extract_patches
-
-        img = self.image
-        if self.get("columns").inverted:
-            img = (img.max() - img).astype(np.float32)
-        # scale-free features: intensities in units of the image's robust spread (read from
-        # at most a million pixels: the same numbers to a few parts in a thousand)
-        sample = img.ravel()[:: max(1, img.size // 1_000_000)]
-        med = float(np.median(sample))
-        spread = float(np.percentile(sample, 99.5) - med) or 1.0
-        norm = ((img - med) / spread).astype(np.float32)
-        cols = self.get("columns")
-        kw = dict(border=self._params["patch_border"], subpixel=bool(self._params["patch_subpixel"]))
-        pt = extract_patches(norm, cols.positions, self.patch_size, **kw)
-        if len(pt.patches) == 0:
-            raise MotifLabError("every column is too close to the border for the patch size; use a smaller "
-                                "patch_size or patch_border='reflect'.")
-        if cols.noise_model is not None:
-            pt.evidence, pt.evidence_scale = self._evidence_patches(cols, pt)
-        return pt
-
-    def _evidence_patches(self, cols, pt):
-        """The patches in units of the noise, for the motif stage's separation tests.
-
-        Through the matched filter: a difference between motifs is column-sized,
-        and pixel noise finer than a column only blurs the direction a small
-        motif is told apart along (two motifs of 6 and 9 columns merged at
-        d' 1.5 without it). The filtered image holds nothing finer than a column,
-        so where a column is at least 1.5 px wide it is sampled at every second
-        pixel (2x2 block means): a quarter of the data for every test.
-        Returns the (M, Q, Q) stack and the pixels per evidence pixel.
-        """
-        from scipy import ndimage
-
-        from .patches import extract_patches
-
-        stab = cols.noise_model.stabilize(self.image)
-        if cols.inverted:
-            np.negative(stab, out=stab)
-        sigma = float(cols.column_sigma) if np.isfinite(cols.column_sigma) else 0.0
-        f = 2 if sigma >= 1.5 else 1
-        pos = cols.positions[pt.index]
-        if f > 1:
-            h, w = (stab.shape[0] // f) * f, (stab.shape[1] // f) * f
-            stab = stab[:h, :w]
-            # block means by strided sums (a reshaped mean over two axes is several times slower)
-            blocks = [stab[i::f, j::f] for i in range(f) for j in range(f)]
-            stab = np.add.reduce(blocks, dtype=np.float32) / np.float32(f * f)
-            # a small pixel covers f full pixels, its centre at f·i + (f - 1)/2
-            pos = (pos - 0.5 * (f - 1)) / f
-        if sigma > 0:
-            # the matched filter, on the coarser grid (the block mean did a little of it)
-            stab = ndimage.gaussian_filter(stab, float(np.sqrt(max(sigma**2 - (f**2 - 1) / 12.0, 0.25))) / f)
-        size = self.patch_size // f
-        size += 1 - size % 2  # odd: the column on the centre pixel
-        ev = extract_patches(stab, pos, max(3, size), border="reflect", subpixel=True).patches
-        return ev, float(f)
-
-    def _compute_features(self):
-        from .zernike import zernike_moments
-
-        p = self._params
-        X = zernike_moments(self.get("patches").patches, n_max=int(p["n_max"]), rotinv=bool(p["rotinv"]))
-        return Features(X=np.ascontiguousarray(X, dtype=np.float32), n_max=int(p["n_max"]), rotinv=bool(p["rotinv"]))
-
-    def _compute_graph(self):
-        from .neighbors import fuzzy_graph, knn_graph
-
-        p = self._params
-        X = self.get("features").X
-        k = int(p["n_neighbors"])
-        if len(X) <= k + 1:
-            raise MotifLabError(
-                f"only {len(X)} columns were analysed; at least {k + 2} are needed for a {k}-nearest-"
-                "neighbour graph (and many more to find motifs). Use a larger image or lower n_neighbors."
-            )
-        idx, dist = knn_graph(X, n_neighbors=k, random_state=p["seed"])
-        return fuzzy_graph(idx, dist)
-
     def layout_estimator(self):
         """An unfitted :class:`motiflab.layout.FRLayout` configured from the parameters."""
-        from .layout import PAPER_STAGES, FRLayout, ForceStage
-
-        p = self._params
-        stages = []
-        for i, base in enumerate(PAPER_STAGES, start=1):
-            kw = {}
-            for f in ("alpha", "beta", "n", "m"):
-                v = p[f"stage{i}_{f}"]
-                kw[f] = getattr(base, f) if v is None else float(v)
-            lr = p[f"stage{i}_lr"]
-            kw["learning_rate"] = base.learning_rate if lr is None else float(lr)
-            stages.append(ForceStage(**kw))
-        kw = dict(n_neighbors=int(p["n_neighbors"]), negative_samples=int(p["negative_samples"]),
-                  stages=tuple(stages), random_state=p["seed"],
-                  snapshot_max_bytes=int(float(p["snapshot_max_mb"]) * 2**20))
-        if p["n_iter"] is not None:
-            kw["n_iter"] = int(p["n_iter"])
-        if p["stage_split"] is not None:
-            kw["stage_split"] = float(p["stage_split"])
-        kw["verbose"] = bool(self.progress)
+        callback = None
         if self._layout_callbacks:
             cbs = list(self._layout_callbacks)
 
@@ -359,43 +247,7 @@ class Analysis:
                 for cb in cbs:
                     cb(it, Y)
 
-            kw["callback"] = callback
-        return FRLayout(**kw)
-
-    def _compute_layout(self):
-        est = self.layout_estimator()
-        emb = est.fit_transform(self.get("features").X, graph=self.get("graph"))
-        return Layout(embedding=np.asarray(emb, dtype=np.float32), snapshots=est.snapshots_,
-                      snapshot_iterations=np.asarray(est.snapshot_iterations_), timings=dict(getattr(est, "timings_", {})))
-
-    def _compute_motifs(self):
-        from .motifs import find_motifs
-
-        p = self._params
-        pt = self.get("patches")
-        cols = self.get("columns")
-        feats = self.get("features")
-        rotations = 1
-        if feats.rotinv:
-            from .lattice import rotation_order
-
-            # orientation is what rotation invariance discards: the pixel-space
-            # tests must not keep (or split) motifs by it; without a lattice, 12
-            # rotations cover both square and hexagonal symmetry
-            v = cols.lattice_vectors
-            rotations = rotation_order(v[0], v[1]) if v is not None else 12
-        motifs = find_motifs(self.get("layout").embedding, pt.patches,
-                             min_cluster_size=p["min_cluster_size"], min_samples=p["min_samples"],
-                             cluster_selection_epsilon=p["cluster_selection_epsilon"],
-                             features=feats.X, evidence=pt.evidence,
-                             spacing=cols.spacing / pt.evidence_scale, column_sigma=cols.column_sigma / pt.evidence_scale,
-                             min_separation=float(p["min_separation"]),
-                             positions=self.positions, rotations=rotations, random_state=p["seed"])
-        if self.edits:
-            from .curation import apply_edits
-
-            motifs = apply_edits(motifs, self.edits, self)
-        return motifs
+        return layout_estimator(self._params, callback=callback, verbose=self.progress)
 
     # ------------------------------------------------------------------ curation
     def edit(self, edit: dict):
@@ -407,7 +259,7 @@ class Analysis:
         from .curation import validate_edit
 
         self.edits.append(validate_edit(edit, self))
-        self._cache.pop("motifs", None)
+        self._drop(STAGES[STAGES.index("motifs"):])
         return self.motifs
 
     def undo(self):
@@ -415,7 +267,7 @@ class Analysis:
         if not self.edits:
             raise MotifLabError("nothing to undo.")
         self.edits.pop()
-        self._cache.pop("motifs", None)
+        self._drop(STAGES[STAGES.index("motifs"):])
         return self.motifs
 
     # ------------------------------------------------------------------ outputs
@@ -475,11 +327,11 @@ class Analysis:
         """
         from .files import check_writable, write_atomic
 
-        check_writable(path, overwrite, inputs=self._inputs())
+        check_writable(path, overwrite, inputs=self.input_files())
         arrays = self.result_arrays()
-        return write_atomic(path, lambda f: np.savez_compressed(f, **arrays), overwrite, inputs=self._inputs())
+        return write_atomic(path, lambda f: np.savez_compressed(f, **arrays), overwrite, inputs=self.input_files())
 
-    def _inputs(self):
+    def input_files(self) -> list:
         """The files this analysis read (never to be written over)."""
         return [self.source_path] if getattr(self, "source_path", None) else []
 

@@ -28,48 +28,35 @@ import time
 from pathlib import Path
 
 from .errors import MotifLabError
+from .parameters import cli_type
 
 SAMPLE = "sample"
 
 
 def _add_analysis_args(p):
-    p.add_argument("--patch-size", default="auto", help="patch side in px, or 'auto' (from the RDF; default)")
-    p.add_argument("--n-max", type=int, default=10, help="maximum Zernike radial order (default 10 → 66 moments)")
-    rot = p.add_mutually_exclusive_group()
-    rot.add_argument("--rotinv", dest="rotinv", action="store_true", help="rotation-invariant Zernike features")
-    rot.add_argument("--no-rotinv", dest="rotinv", action="store_false", help="signed moments (default)")
-    p.set_defaults(rotinv=False)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--smoothing", default="matched", choices=["matched", "svd", "fft", "gaussian", "none"],
-                   help="smoothing before column finding (default matched: a Gaussian as wide as a column)")
-    p.add_argument("--threshold", type=float, default=5.0,
-                   help="significance a column's own peak needs, in noise units (default 5)")
-    p.add_argument("--lattice", default="auto", choices=["auto", "off"],
-                   help="auto: on a crystal, also accept faint columns on the sites its lattice repeats "
-                        "(default); off: every column on its own evidence")
-    p.add_argument("--min-contrast", type=float, default=0.1,
-                   help="columns fainter than this fraction of the brightest are background (default 0.1)")
-    p.add_argument("--min-cluster-size", type=int, default=None,
-                   help="smallest motif class (default 0.1%% of the columns, at least 5)")
-    p.add_argument("--n-iter", type=int, default=None, help="FR layout iterations")
+    """The analysis options, one per parameter of :mod:`motiflab.parameters` (grouped by stage)."""
+    from .parameters import add_cli_options
+
     p.add_argument("--frame", type=int, default=None, help="frame of an image stack to analyse")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_cli_options(p)
 
 
 def _params(args) -> dict:
-    ps = args.patch_size
-    if ps != "auto":
-        try:
-            ps = int(ps)
-        except ValueError:
-            raise MotifLabError(f"--patch-size must be 'auto' or an integer, got {args.patch_size!r}.")
-    params = dict(patch_size=ps, n_max=args.n_max, rotinv=args.rotinv, seed=args.seed,
-                  smoothing=args.smoothing, threshold=args.threshold, lattice=args.lattice,
-                  min_contrast=args.min_contrast, min_cluster_size=args.min_cluster_size)
-    if args.n_iter is not None:
-        params["n_iter"] = args.n_iter
-    return params
+    from .parameters import from_cli
+
+    return from_cli(args)
+
+
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
+    return n
 
 
 def _source(image):
@@ -118,14 +105,14 @@ def cmd_run(args) -> int:
 
 
 def write_hierarchy(an, path, overwrite=False):
-    """Build the motif-cell hierarchy of an analysis and write its JSON contract."""
+    """Write the motif-cell hierarchy of an analysis (:attr:`motiflab.Analysis.hierarchy`) as JSON."""
     import json
 
-    from .hierarchy import build_hierarchy
     from .files import write_atomic
 
-    h = build_hierarchy(an.positions, an.motifs.labels, ignore_labels=(-1,))
-    write_atomic(path, lambda f: f.write(json.dumps(h.to_json(), indent=1)), overwrite, binary=False)
+    h = an.hierarchy
+    write_atomic(path, lambda f: json.dump(h.to_json(), f, indent=1), overwrite, inputs=an.input_files(),
+                 binary=False)
     return h
 
 
@@ -174,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the built-in sample and write an offline HTML report")
     d.add_argument("--out", default="motiflab-demo.html", help="HTML file to write (default motiflab-demo.html)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=cli_type("seed"), default=0, help="random seed (default 0)")
     d.add_argument("--overwrite", action="store_true")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
@@ -182,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("batch", help="analyse many images (Dask), one RESULT.npz each")
     b.add_argument("images", nargs="+", help="image files")
     b.add_argument("--out-dir", required=True, help="folder for the results (created if missing)")
-    b.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: cores)")
+    b.add_argument("--workers", type=_positive_int, default=None, help="parallel worker processes (default: cores)")
     _add_analysis_args(b)
     b.set_defaults(func=cmd_batch)
 
@@ -203,7 +190,10 @@ def cmd_warmup(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed): an exit code, as below
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except MotifLabError as exc:

@@ -26,14 +26,12 @@ __all__ = ["warm_up"]
 def _pipeline():
     from .analysis import Analysis
     from .datasets import make_tmd
-    from .hierarchy import build_hierarchy
-    from .motifs import assign_noise
 
     # columns, patches, Zernike moments, exact k-NN, the layout's three kernel copies
     # (the paper's two stages and the run-time one, used below ~800 columns), motifs
     sim = make_tmd("MoSe2", shape=(160, 160), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
     an = Analysis(sim.to_signal(), n_iter=20, seed=0).run()
-    build_hierarchy(an.positions, assign_noise(an.layout.embedding, an.motifs.labels))
+    an.hierarchy
     # the kernels only some images reach: centre-of-mass refinement (where a Gaussian fit
     # fails), the separation tests' mixture fits (where a motif's counts look mixed), the
     # rotational average of rotation-invariant runs

@@ -34,3 +34,13 @@ def interior_visible(truth, shape, margin=3):
     p = truth.positions
     h, w = shape
     return truth.visible & (p[:, 0] >= margin) & (p[:, 0] < h - margin) & (p[:, 1] >= margin) & (p[:, 1] < w - margin)
+
+
+@pytest.fixture(scope="session")
+def mose2_small_analysis():
+    """A computed analysis of a small MoSe2 image with vacancies (copy it before changing it)."""
+    from motiflab.analysis import Analysis
+    from motiflab.datasets import make_tmd
+
+    sim = make_tmd("MoSe2", shape=(192, 192), chalcogen_vacancy_rate=0.05, dose=100, seed=7)
+    return Analysis(sim.image, n_iter=60).run()

@@ -1,5 +1,4 @@
 """The explorer's Python logic: controls → stages, background runs, curation, views, export, HyperSpy."""
-import copy
 import threading
 import time
 
@@ -9,7 +8,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 pytest.importorskip("jupyter_bokeh")
 
-from motiflab.analysis import STAGES, Analysis  # noqa: E402
+from motiflab.analysis import PIPELINE, Analysis  # noqa: E402
 from motiflab.errors import MotifLabError  # noqa: E402
 from motiflab.widgets import Explorer  # noqa: E402
 from motiflab.widgets import views as V  # noqa: E402
@@ -27,23 +26,15 @@ def base(image):
     return Analysis(image.to_signal(), n_iter=60, seed=0).run()
 
 
-def _copy(base):
-    """A fresh analysis sharing the computed stages of ``base`` (computing them takes seconds)."""
-    a = copy.copy(base)
-    a._params, a._cache, a.log, a.edits, a._callbacks = (dict(base._params), dict(base._cache), list(base.log),
-                                                         [], [])
-    return a
-
-
 @pytest.fixture()
 def ex(base):
-    e = Explorer(_copy(base), background=False)
+    e = Explorer(base.copy(), background=False)
     yield e
     e.close()
 
 
 # ------------------------------------------------------------------------ controls → stages
-DOWN = {s: list(STAGES[i:]) for i, s in enumerate(STAGES)}
+DOWN = {s: list(PIPELINE[i:]) for i, s in enumerate(PIPELINE)}
 
 CONTROL_CASES = [
     # (control, new widget value, parameter, expected value, first stage recomputed)
@@ -61,28 +52,26 @@ CONTROL_CASES = [
     ("patch_size", 21, "patch_size", 21, "patch_size"),
     ("threshold", 6.0, "threshold", 6.0, "columns"),
     ("smoothing", "gaussian", "smoothing", "gaussian", "columns"),
-    ("smoothing_strength_auto", False, "smoothing_strength", 0.0, None),  # 0 → no-op value below
+    ("smoothing_strength", 1.5, "smoothing_strength", 1.5, "columns"),     # a value unticks "auto"
+    ("smoothing_strength_auto", True, "smoothing_strength", None, "columns"),
+    ("lattice", "off", "lattice", "off", "columns"),
+    ("min_separation", 4.0, "min_separation", 4.0, "motifs"),
 ]
 
 
 @pytest.mark.slow
 def test_each_control_recomputes_exactly_the_downstream_stages(base):
-    ex = Explorer(_copy(base), background=False)
+    ex = Explorer(base.copy(), background=False)
     for control, value, param, expected, first in CONTROL_CASES:
-        if control == "smoothing_strength_auto":
-            ex.controls["smoothing_strength"].value = 1.5          # ignored while "auto" is ticked
-            assert ex.analysis.params["smoothing_strength"] is None
-            n = len(ex.runs)
-            ex.controls[control].value = value                      # unticking applies the typed strength
-            assert ex.analysis.params["smoothing_strength"] == 1.5
-            assert ex.runs[-1]["stages"] == DOWN["columns"] and len(ex.runs) == n + 1
-            continue
         n = len(ex.runs)
         ex.controls[control].value = value
         assert ex.analysis.params[param] == expected, control
         assert len(ex.runs) == n + 1, control
         assert ex.runs[-1]["stages"] == DOWN[first], control
         assert ex.runs[-1]["params"] == {param: expected}
+        auto = ex.controls.get(f"{param}_auto")
+        if auto is not None:  # the auto box shows whether the method chooses
+            assert auto.value == (expected is None), control
     # the same value again recomputes nothing
     assert ex._on_param_change("n_max", 8, sync=True) == []
     ex.close()
@@ -95,10 +84,11 @@ def test_on_param_change_sync_returns_the_stages(ex):
         ex._on_param_change("alpha2", 1.0, sync=True)
 
 
-def test_patch_size_auto_button_uses_the_rdf_estimate(ex):
+def test_patch_size_auto_box_uses_the_rdf_estimate(ex):
     ex.controls["patch_size"].value = 17
     assert ex.analysis.patch_size == 17
-    ex.controls["patch_size_auto"].click()
+    assert ex.controls["patch_size_auto"].value is False  # moving the slider chose a size
+    ex.controls["patch_size_auto"].value = True
     assert ex.analysis.params["patch_size"] == "auto"
     est = ex.analysis.patch_size_estimate.patch_size
     assert ex.controls["patch_size"].value == est  # the slider shows the estimate
@@ -115,7 +105,7 @@ def test_bad_value_shows_the_error_and_recovers(ex):
 
 
 def test_debounce_collapses_quick_changes_into_one_background_run(base):
-    ex = Explorer(_copy(base), background=True, debounce=0.3)
+    ex = Explorer(base.copy(), background=True, debounce=0.3)
     assert ex.wait(30)
     n = len(ex.runs)
     for v in (2.0, 3.0, 4.0):
@@ -129,7 +119,7 @@ def test_debounce_collapses_quick_changes_into_one_background_run(base):
 
 
 def test_a_newer_value_cancels_the_stale_layout_run(base):
-    ex = Explorer(_copy(base), background=True, debounce=0.05)
+    ex = Explorer(base.copy(), background=True, debounce=0.05)
     assert ex.wait(30)
     n = len(ex.runs)
     in_layout = threading.Event()
@@ -232,7 +222,7 @@ def test_hierarchy_node_columns(ex):
 @pytest.mark.slow
 def test_large_data_renders_through_datashader_and_stays_selectable(base):
     pytest.importorskip("datashader")
-    ex = Explorer(_copy(base), background=False, datashade_above=50)
+    ex = Explorer(base.copy(), background=False, datashade_above=50)
     v = ex.views
     assert v.large
     for src in (v.marker_raster_source, v.embedding_raster_source):
@@ -256,13 +246,13 @@ def test_large_data_renders_through_datashader_and_stays_selectable(base):
     assert rgba[0, 0, :3].tolist() == [255, 0, 0] and rgba[3, 8, :3].tolist() == [0, 0, 255]
     assert rgba[3, 8, 3] == 255 and 0 < rgba[0, 0, 3] < 255  # two points vs one
     assert (rgba[..., 3] > 0).sum() == 2
-    small = Explorer(_copy(base), background=False)
+    small = Explorer(base.copy(), background=False)
     assert not small.views.large and not small.views.marker_raster.visible
     small.close()
 
 
 def test_selection_mean_in_python_when_the_stack_is_too_big(base):
-    ex = Explorer(_copy(base), background=False)
+    ex = Explorer(base.copy(), background=False)
     ex.views.stack_budget_mb = 0.0
     ex.views.update(ex.analysis, hierarchy=ex.hierarchy, force=True)
     assert not ex.views.stack_shipped and len(ex.views.stack.data["p"][0]) == 0
@@ -358,7 +348,7 @@ def test_hyperspy_round_trip(ex, image):
 def test_explore_displays_a_widget(base, monkeypatch):
     import motiflab
 
-    e = motiflab.explore(_copy(base), background=False)
+    e = motiflab.explore(base.copy(), background=False)
     bundle = e._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert e.bokeh_widget.__class__.__name__ == "BokehModel"

@@ -4,67 +4,46 @@
 >>> s = motiflab.load("MoSe2.dm4")      # doctest: +SKIP
 >>> ex = motiflab.explore(s)            # doctest: +SKIP
 
-One cell shows everything: the parameter controls (grouped by the stage they
-feed), a status line with a progress bar, and the linked Bokeh views of
+One cell shows everything: the parameter controls (generated from
+:mod:`motiflab.parameters` by :mod:`motiflab.widgets.controls`, a tab per group
+of stages), a status line with a progress bar, and the linked Bokeh views of
 :class:`motiflab.widgets.views.ExplorerViews` embedded with jupyter_bokeh's
 ``BokehModel`` so that Python-side updates reach the browser.
 
 How a control change is handled
 -------------------------------
-1. :meth:`Explorer._on_param_change` records the new value (and bumps a
-   generation counter) — nothing else happens on the widget thread.
-2. A background worker waits until no change arrived for ``debounce`` seconds,
-   applies all pending values with :meth:`motiflab.Analysis.set` (which drops only
-   the stage they feed and the stages after it) and recomputes the stale stages.
-3. Between stages, and at every FR snapshot inside the layout, the worker checks
-   the generation: a newer value cancels the stale run; the next run reuses
-   every stage the stale one already finished.
-4. The views are updated in place (only the changed data columns are sent).
+1. :meth:`Explorer._on_param_change` hands the new value to the
+   :class:`~motiflab.widgets.scheduler.Scheduler` — nothing else happens on
+   the widget thread.
+2. The scheduler's worker waits until no change arrived for ``debounce``
+   seconds and calls :meth:`Explorer._recompute` with all pending values, which
+   applies them with :meth:`motiflab.Analysis.set` (dropping only the stage they
+   feed and the stages after it) and recomputes the stale stages.
+3. Between stages, and at every FR snapshot inside the layout, the run checks
+   for a newer value, which cancels it; the next run reuses every stage the
+   stale one already finished.
+4. The views are updated in place (only the changed data columns are sent);
+   the hierarchy (:attr:`motiflab.Analysis.hierarchy`) follows.
 
 Tests and scripts call ``_on_param_change(name, value, sync=True)`` (or build
 the explorer with ``background=False``) to run the same logic synchronously.
 """
 from __future__ import annotations
 
-import threading
 import time
 import warnings
 
 import numpy as np
 
-from motiflab.analysis import DEFAULTS, STAGES, Analysis
+from motiflab.analysis import PIPELINE, Analysis
 from motiflab.errors import MotifLabError
+from motiflab.parameters import validate_all
 
 from . import views as _views
-from .report import HIERARCHY_MAX_COLUMNS, hierarchy_of, write_html
+from .report import hierarchy_of, write_html
+from .scheduler import Cancelled, Scheduler
 
-__all__ = ["Explorer", "explore", "CONTROLS"]
-
-#: the parameters with a control, in display order per tab
-CONTROLS = {
-    "Columns": ["smoothing", "smoothing_strength", "threshold", "lattice", "min_contrast"],
-    "Patches & features": ["patch_size", "n_max", "rotinv"],
-    "Graph & layout": ["n_neighbors", "negative_samples", "n_iter", "stage_split", "seed",
-                       "stage1_alpha", "stage1_beta", "stage1_n", "stage1_m",
-                       "stage2_alpha", "stage2_beta", "stage2_n", "stage2_m"],
-    "Motifs": ["min_cluster_size", "min_separation"],
-}
-
-
-class _Cancelled(Exception):
-    """A newer control value arrived; the running computation is stale."""
-
-
-def _layout_defaults():
-    """Effective values of the layout parameters whose default is None (FRLayout's own)."""
-    from motiflab.layout import PAPER_STAGES, FRLayout
-
-    est = FRLayout()
-    out = {"n_iter": int(est.n_iter), "stage_split": float(est.stage_split)}
-    for i, st in enumerate(PAPER_STAGES, start=1):
-        for f in ("alpha", "beta", "n", "m"):
-            out[f"stage{i}_{f}"] = float(getattr(st, f))
-    return out
+__all__ = ["Explorer", "explore"]
 
 
 class Explorer:
@@ -81,13 +60,14 @@ class Explorer:
         Seconds without a new control value before recomputing.
     datashade_above : int
         Column count above which markers and embedding are rasterised.
-    hierarchy_max_columns : int
-        Largest column count for which the motif-cell hierarchy is built.
+    hierarchy_max_columns : int, optional
+        Largest column count for which the motif-cell hierarchy is built (the
+        analysis parameter of that name; kept here for older notebooks).
     width : int
         Width of the micrograph view (px).
     **params
-        Analysis parameters (see :data:`motiflab.analysis.DEFAULTS`), used when
-        ``data`` is not already an Analysis.
+        Analysis parameters (see :mod:`motiflab.parameters`), used when
+        ``data`` is not already an Analysis (or set on it when it is).
 
     Attributes
     ----------
@@ -100,7 +80,9 @@ class Explorer:
     """
 
     def __init__(self, data, *, background=True, debounce=0.4, datashade_above=_views.DATASHADE_ABOVE,
-                 hierarchy_max_columns=HIERARCHY_MAX_COLUMNS, width=520, **params):
+                 hierarchy_max_columns=None, width=520, **params):
+        if hierarchy_max_columns is not None:
+            params["hierarchy_max_columns"] = hierarchy_max_columns
         if isinstance(data, Analysis):
             if params:
                 data.set(**params)
@@ -109,52 +91,33 @@ class Explorer:
             self.analysis = Analysis(data, **params)
         an = self.analysis
         self.background = bool(background)
-        self.debounce = float(debounce)
-        self.hierarchy_max_columns = int(hierarchy_max_columns)
         self.runs: list[dict] = []
-        #: number of computations abandoned because a newer value arrived
-        self.cancelled = 0
-        self._current_gen = 0
         self.error: str | None = None
         self.hierarchy = None
-        self._hierarchy_of = None  # the motifs object the hierarchy was built for
+        self._hierarchy_of = None  # the motifs object the hierarchy was shown for
         #: seconds of the last refresh: "views" (layout, colours, gallery on screen), "hierarchy"
         self.timings: dict = {}
-        self._pending: dict = {}
-        self._gen = 0
-        self._last_change = 0.0
-        self._cond = threading.Condition()
-        self._run_lock = threading.RLock()
-        self._busy = False
-        self._worker = None
-        self._closed = False
-        self._syncing = False
         self._stage_todo: list = []
-        self._layout_defaults = _layout_defaults()
+        self.scheduler = Scheduler(self._recompute, debounce=debounce, background=background,
+                                   on_error=lambda exc: self._set_error(f"{type(exc).__name__}: {exc}"))
         self.views = _views.ExplorerViews(an.image, an.calibration, datashade_above=datashade_above, width=width)
         self._widgets_ok = self._build_widgets()
         an.on_stage(self._stage_done)
-        # cancellation and progress inside the FR layout: our callback runs at every FR snapshot
-        # (raising _Cancelled from it aborts the stage, which then stays uncomputed)
-        if hasattr(an, "on_layout_progress"):
-            an.on_layout_progress(lambda it, Y: self._layout_progress(it, Y))
-        else:  # until Analysis has the hook: hand the estimator the callback ourselves
-            base_estimator = an.layout_estimator
+        # progress and cancellation inside the FR layout: this runs at every FR snapshot
+        # (Cancelled raised from it aborts the stage, which then stays uncomputed)
+        an.on_layout_progress(lambda it, Y: self._layout_progress(it, Y))
+        self.scheduler.submit({}, debounce=False)  # the first run
+        if not self.background:
+            self.scheduler.run_now()
 
-            def layout_estimator():
-                est = base_estimator()
-                if hasattr(est, "callback"):
-                    est.callback = lambda it, Y: self._layout_progress(it, Y)
-                return est
+    @property
+    def cancelled(self) -> int:
+        """Runs abandoned because a newer value arrived."""
+        return self.scheduler.cancelled
 
-            an.layout_estimator = layout_estimator
-        if self.background:
-            with self._cond:
-                self._gen += 1
-                self._last_change = 0.0  # first run: no debounce
-            self._ensure_worker()
-        else:
-            self._run_pending()
+    @property
+    def debounce(self) -> float:
+        return self.scheduler.debounce
 
     # ------------------------------------------------------------------ widgets
     def _build_widgets(self):
@@ -163,105 +126,18 @@ class Explorer:
         except ImportError:  # views and logic still work (scripts, export)
             self.controls, self.widget = {}, None
             return False
+        from .controls import ParameterControls
+
         an = self.analysis
-        self.controls = {}
-        style = {"description_width": "110px"}
-        wide = W.Layout(width="330px")
-
-        def slider(cls, name, desc, **kw):
-            w = cls(value=self._display_value(name), description=desc, continuous_update=False, style=style,
-                    layout=wide, **kw)
-            self.controls[name] = w
-            return w
-
-        from motiflab.smoothing import METHODS
-
-        smoothing = W.Dropdown(options=list(METHODS), value=an.params["smoothing"],
-                               description="smoothing", style=style, layout=wide,
-                               tooltip="matched: a Gaussian as wide as a column (best from 1 count per peak up); "
-                                       "svd / fft: the paper's smoothers")
-        self.controls["smoothing"] = smoothing
-        st = an.params["smoothing_strength"]
-        strength = W.FloatText(value=0.0 if st is None else float(st), description="strength", style=style,
-                               layout=W.Layout(width="220px"), disabled=st is None)
-        strength_auto = W.Checkbox(value=st is None, description="auto", indent=False, layout=W.Layout(width="80px"))
-        self.controls["smoothing_strength"] = strength
-        self.controls["smoothing_strength_auto"] = strength_auto
-        threshold = slider(W.FloatSlider, "threshold", "peak signif. (σ)", min=0.5, max=20.0, step=0.5,
-                           tooltip="how many noise units a column's own peak must stand above the dark gap "
-                                   "around it; lattice sites use the crystal's repeats instead")
-        lattice = W.Checkbox(value=an.params["lattice"] in ("auto", True), description="use the crystal lattice",
-                             indent=False, style=style,
-                             tooltip="accept faint columns on sites the crystal repeats all around them "
-                                     "(dim sublattices at low dose) and fill in sites hidden by noise")
-        self.controls["lattice"] = lattice
-        min_contrast = slider(W.FloatSlider, "min_contrast", "min contrast", min=0.0, max=0.5, step=0.01,
-                              tooltip="columns fainter than this fraction of the brightest are background "
-                                      "(e.g. O in an ADF image of SrTiO₃)")
-
         h, w = an.image.shape
-        patch = slider(W.IntSlider, "patch_size", "patch size (px)", min=5, max=int(max(7, min(121, min(h, w) // 2))))
-        patch_auto = W.Button(description="auto", tooltip="patch size from the radial distribution function",
-                              layout=W.Layout(width="70px"))
-        self.controls["patch_size_auto"] = patch_auto
-        n_max = slider(W.IntSlider, "n_max", "Zernike n_max", min=2, max=20)
-        rotinv = W.Checkbox(value=bool(an.params["rotinv"]), description="rotation invariant", style=style)
-        self.controls["rotinv"] = rotinv
-
-        k = slider(W.IntSlider, "n_neighbors", "k (neighbours)", min=2, max=50)
-        kp = slider(W.IntSlider, "negative_samples", "k′ (negatives)", min=0, max=30)
-        n_iter = slider(W.IntSlider, "n_iter", "iterations", min=10, max=2000, step=10)
-        split = slider(W.FloatSlider, "stage_split", "stage split", min=0.05, max=0.95, step=0.05)
-        seed = W.BoundedIntText(value=int(an.params["seed"]), min=0, max=2**31 - 1, description="seed",
-                                style=style, layout=W.Layout(width="220px"))
-        self.controls["seed"] = seed
-        grid = [W.Label(""), *(W.HTML(f"<b>{t}</b>") for t in ("α", "β", "n", "m"))]
-        for i in (1, 2):
-            grid.append(W.HTML(f"stage {i}" + (" (repulsion)" if i == 1 else " (attraction)")))
-            for f in ("alpha", "beta", "n", "m"):
-                name = f"stage{i}_{f}"
-                c = W.BoundedFloatText(value=self._display_value(name), min=0.0, max=1000.0, step=0.1,
-                                       layout=W.Layout(width="70px"))
-                self.controls[name] = c
-                grid.append(c)
-        forces = W.GridBox(grid, layout=W.Layout(grid_template_columns="130px repeat(4, 75px)"))
-
-        mcs = an.params["min_cluster_size"]
-        gran = W.IntSlider(value=int(mcs) if mcs is not None else 5, min=2, max=500, description="granularity",
-                           continuous_update=False, style=style, layout=wide, disabled=mcs is None,
-                           tooltip="smallest motif (HDBSCAN min_cluster_size)")
-        gran_auto = W.Checkbox(value=mcs is None, description="auto", indent=False, layout=W.Layout(width="80px"))
-        self.controls["min_cluster_size"] = gran
-        self.controls["min_cluster_size_auto"] = gran_auto
-        separation = slider(W.FloatSlider, "min_separation", "separation (σ)", min=0.0, max=8.0, step=0.25,
-                            tooltip="two motifs stay apart only if single columns can be told apart by this "
-                                    "many noise units; larger gives fewer, broader motifs, 0 keeps the "
-                                    "layout's clusters")
-
-        # --- wiring: every control maps to one parameter
-        def on(name, conv=lambda v: v):
-            self.controls[name].observe(lambda ch: self._control_changed(name, conv(ch["new"])), names="value")
-
-        for name in ("smoothing", "threshold", "min_contrast", "min_separation", "n_max", "rotinv", "n_neighbors",
-                     "negative_samples", "n_iter", "stage_split", "seed"):
-            on(name)
-        on("lattice", lambda v: "auto" if v else "off")
-        for i in (1, 2):
-            for f in ("alpha", "beta", "n", "m"):
-                on(f"stage{i}_{f}", float)
-        on("patch_size", int)
-        patch_auto.on_click(lambda _b: self._control_changed("patch_size", "auto"))
-        self._link_auto(strength, strength_auto, "smoothing_strength", float)
-        self._link_auto(gran, gran_auto, "min_cluster_size", int)
-
-        tabs = {
-            "Columns": W.VBox([smoothing, W.HBox([strength, strength_auto]), threshold, lattice, min_contrast]),
-            "Patches & features": W.VBox([W.HBox([patch, patch_auto]), n_max, rotinv]),
-            "Graph & layout": W.HBox([W.VBox([k, kp, n_iter, split, seed]), forces]),
-            "Motifs": W.VBox([W.HBox([gran, gran_auto]), separation]),
-            "Curation": self._build_curation(W),
-            "Export": self._build_export(W),
-        }
+        self.parameter_controls = ParameterControls(
+            self._control_changed, an.params, self._shown(),
+            limits={"patch_size": (5, int(max(7, min(121, min(h, w) // 2))))})
+        #: parameter name → its control ("<name>_auto" → its auto checkbox)
+        self.controls = self.parameter_controls.widgets
+        tabs = dict(self.parameter_controls.tabs)
+        tabs["Curation"] = self._build_curation(W)
+        tabs["Export"] = self._build_export(W)
         tab = W.Tab(children=list(tabs.values()))
         for i, t in enumerate(tabs):
             tab.set_title(i, t)
@@ -289,17 +165,6 @@ class Explorer:
                              layout=W.Layout(width="100%"))
         self.widget.add_class("motiflab-explorer")
         return True
-
-    def _link_auto(self, slider, auto, param, cast):
-        """A slider with an "auto" checkbox: while ticked, ``param`` is None (chosen by the core)."""
-        slider.observe(lambda ch: None if auto.value else self._control_changed(param, cast(ch["new"])),
-                       names="value")
-
-        def toggle(ch):
-            slider.disabled = ch["new"]
-            self._control_changed(param, None if ch["new"] else cast(slider.value))
-
-        auto.observe(toggle, names="value")
 
     def _build_curation(self, W):
         self.assign_target = W.Dropdown(options=[("new motif", "new")], value="new", description="assign to",
@@ -343,52 +208,36 @@ class Explorer:
             self._set_status(f"<span style='color:#b00'>{exc}</span>", raw=True)
 
     # ------------------------------------------------------------------ control values
-    def _display_value(self, name):
-        """The value a control shows for a parameter (effective default for None)."""
-        v = self.analysis.params[name]
-        if name == "patch_size":
-            if v in (None, "auto"):
-                return int(self.analysis.patch_size) if self.analysis.is_cached("patch_size") else 15
-            return int(v)
-        if name == "lattice":
-            return v in ("auto", True)
-        if v is None:
-            return self._layout_defaults.get(name, 0)
-        return v
+    def _shown(self) -> dict:
+        """What each control shows: the parameters, with auto values resolved where known."""
+        shown = self.analysis.effective_params()
+        if shown["patch_size"] == "auto":
+            shown["patch_size"] = 15  # until the RDF estimate exists
+        return shown
 
     def _sync_controls(self):
         """Show the analysis' current values in the controls without triggering recomputation."""
         if not self._widgets_ok:
             return
-        self._syncing = True
-        try:
-            for name, w in self.controls.items():
-                if name in DEFAULTS and name not in ("smoothing_strength", "min_cluster_size"):
-                    val = self._display_value(name)
-                    if w.value != val:
-                        w.value = val
-            mot = self.analysis.motifs if self.analysis.is_cached("motifs") else None
-            if mot is not None:
-                opts = [(f"motif {i} ({c})", i) for i, c in enumerate(mot.counts)]
-                old = self.assign_target.value
-                self.assign_target.options = [("new motif", "new"), ("unassigned", -1)] + opts
-                self.assign_target.value = old if old in ["new", -1] + [v for _, v in opts] else "new"
-                vals = [v for _, v in opts]
-                for dd, default in ((self.merge_b, 0), (self.merge_a, 1), (self.split_m, 0)):
-                    old = dd.value
-                    dd.options = opts
-                    if old in vals:
-                        dd.value = old
-                    elif vals:
-                        dd.value = vals[min(default, len(vals) - 1)]
-            n = len(self.analysis.edits)
-            self.edits_label.value = f"{n} edit{'s' if n != 1 else ''} recorded" if n else "no edits"
-        finally:
-            self._syncing = False
+        self.parameter_controls.show(self.analysis.params, self._shown())
+        mot = self.analysis.motifs if self.analysis.is_cached("motifs") else None
+        if mot is not None:
+            opts = [(f"motif {i} ({c})", i) for i, c in enumerate(mot.counts)]
+            old = self.assign_target.value
+            self.assign_target.options = [("new motif", "new"), ("unassigned", -1)] + opts
+            self.assign_target.value = old if old in ["new", -1] + [v for _, v in opts] else "new"
+            vals = [v for _, v in opts]
+            for dd, default in ((self.merge_b, 0), (self.merge_a, 1), (self.split_m, 0)):
+                old = dd.value
+                dd.options = opts
+                if old in vals:
+                    dd.value = old
+                elif vals:
+                    dd.value = vals[min(default, len(vals) - 1)]
+        n = len(self.analysis.edits)
+        self.edits_label.value = f"{n} edit{'s' if n != 1 else ''} recorded" if n else "no edits"
 
     def _control_changed(self, name, value):
-        if self._syncing:
-            return
         self._on_param_change(name, value)
 
     # ------------------------------------------------------------------ recomputation
@@ -398,7 +247,7 @@ class Explorer:
         Parameters
         ----------
         name : str
-            Analysis parameter (see :data:`motiflab.analysis.DEFAULTS`).
+            Analysis parameter (see :mod:`motiflab.parameters`).
         value
             Its new value.
         sync : bool
@@ -410,109 +259,58 @@ class Explorer:
         list of str or None
             With ``sync=True``, the stages that were computed.
         """
-        if name not in DEFAULTS:
-            raise MotifLabError(f"unknown parameter {name!r}; valid ones are: {', '.join(sorted(DEFAULTS))}.")
-        with self._cond:
-            self._pending[name] = value
-            self._gen += 1
-            self._last_change = time.monotonic()
-            self._cond.notify_all()
-        if sync or not self.background:
-            return self._run_pending()
-        self._set_status(f"{name} → {value!r}: waiting for more changes…")
-        self._ensure_worker()
-        return None
+        return self.set(sync=sync, **{name: value})
 
     def set(self, sync=True, **params):
         """Change several parameters at once (one recomputation); returns the stages that ran when ``sync``."""
-        with self._cond:
-            for k, v in params.items():
-                if k not in DEFAULTS:
-                    raise MotifLabError(f"unknown parameter {k!r}; valid ones are: {', '.join(sorted(DEFAULTS))}.")
-                self._pending[k] = v
-            self._gen += 1
-            self._last_change = time.monotonic()
-            self._cond.notify_all()
+        validate_all(params)  # unknown names and impossible values raise here, before any work
+        self.scheduler.submit(params)
         if sync or not self.background:
-            return self._run_pending()
-        self._ensure_worker()
+            return self.scheduler.run_now() or []
+        self._set_status(", ".join(f"{k} → {v!r}" for k, v in params.items()) + ": waiting for more changes…")
         return None
 
-    def _ensure_worker(self):
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._work, name="motiflab-explorer", daemon=True)
-            self._worker.start()
-
-    def _work(self):
-        while True:
-            with self._cond:
-                while not self._closed and self._gen == self._current_gen and not self._pending:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                while True:  # debounce: wait until the values stop changing
-                    left = self._last_change + self.debounce - time.monotonic()
-                    if left <= 0 or self._closed:
-                        break
-                    self._cond.wait(left)
-                if self._closed:
-                    return
-            try:
-                self._run_pending()
-            except Exception as exc:  # never let the worker die silently
-                self._set_error(f"{type(exc).__name__}: {exc}")
-
-    def _check_cancel(self):
-        if self._gen != self._current_gen:
-            raise _Cancelled()
-
-    def _run_pending(self):
+    def _recompute(self, params):
         """Apply pending values and compute every stale stage; then refresh the views.
 
-        Returns the list of stages computed (empty when cancelled or failed).
+        Called by the scheduler. Returns the list of stages computed (empty when failed).
         """
-        with self._run_lock:
-            with self._cond:
-                params, self._pending = self._pending, {}
-                self._current_gen = gen = self._gen
-            an = self.analysis
-            t0 = time.perf_counter()
-            n_log = len(an.log)
-            self._busy = True
-            try:
-                if params:
-                    an.set(**params)
-                self._stage_todo = [s for s in STAGES if not an.is_cached(s)]
-                if self._stage_todo:
-                    self._set_status(f"computing {', '.join(self._stage_todo)}…", progress=0.0)
-                for s in STAGES:
-                    self._check_cancel()
-                    an.get(s)
-                self._check_cancel()
-                t1 = time.perf_counter()
-                ran = [s for s, _ in an.log[n_log:]]
-                self._refresh(ran)
-                t2 = time.perf_counter()
-            except _Cancelled:
-                self.cancelled += 1
-                self._set_status("superseded by a newer value…")
-                return []
-            except MotifLabError as exc:
-                self._set_error(str(exc), params)
-                return []
-            finally:
-                self._busy = False
-            self.error = None
-            self.runs.append(dict(params=params, stages=ran, seconds=t1 - t0, views_seconds=t2 - t1, gen=gen,
-                                  **{f"{k}_seconds": v for k, v in self.timings.items() if k != "views"},
-                                  first_paint_seconds=t1 - t0 + self.timings.get("views", 0.0)))
-            done = f"ready · run {len(self.runs)}: " + (f"recomputed {', '.join(ran)} in {t1 - t0:.2f} s"
-                                                         if ran else "nothing to recompute")
-            self._set_status(done + f" · views {t2 - t1:.2f} s", progress=1.0, style="success")
-            return ran
+        an = self.analysis
+        sched = self.scheduler
+        t0 = time.perf_counter()
+        n_log = len(an.log)
+        try:
+            if params:
+                an.set(**params)
+            self._stage_todo = [s for s in PIPELINE if not an.is_cached(s)]
+            if self._stage_todo:
+                self._set_status(f"computing {', '.join(self._stage_todo)}…", progress=0.0)
+            for s in PIPELINE:
+                sched.check_cancel()
+                an.get(s)
+            sched.check_cancel()
+            t1 = time.perf_counter()
+            ran = [s for s, _ in an.log[n_log:]]
+            self._refresh(ran)
+            t2 = time.perf_counter()
+        except Cancelled:
+            self._set_status("superseded by a newer value…")
+            raise
+        except MotifLabError as exc:
+            self._set_error(str(exc), params)
+            return []
+        self.error = None
+        self.runs.append(dict(params=params, stages=ran, seconds=t1 - t0, views_seconds=t2 - t1,
+                              gen=sched.current_generation,
+                              **{f"{k}_seconds": v for k, v in self.timings.items() if k != "views"},
+                              first_paint_seconds=t1 - t0 + self.timings.get("views", 0.0)))
+        done = f"ready · run {len(self.runs)}: " + (f"recomputed {', '.join(ran)} in {t1 - t0:.2f} s"
+                                                     if ran else "nothing to recompute")
+        self._set_status(done + f" · views {t2 - t1:.2f} s", progress=1.0, style="success")
+        return ran
 
     def _refresh(self, ran):
-        """Update the Bokeh views; then, when the motifs changed, build the hierarchy and show it.
+        """Update the Bokeh views; then, when the motifs changed, show the analysis' hierarchy.
 
         The layout, colours and gallery reach the browser first; the motif-cell
         hierarchy (seconds for tens of thousands of columns) follows, and a newer
@@ -527,11 +325,11 @@ class Explorer:
         self._sync_controls()
         self.timings = {"views": time.perf_counter() - t0}
         if stale:
-            self._check_cancel()
+            self.scheduler.check_cancel()
             self._set_status("building the motif-cell hierarchy…")
             t1 = time.perf_counter()
-            self.hierarchy = hierarchy_of(an, self.hierarchy_max_columns)
-            self._check_cancel()
+            self.hierarchy = hierarchy_of(an)
+            self.scheduler.check_cancel()
             self._hierarchy_of = an.motifs
             self.views.update(an, hierarchy=self.hierarchy)
             self.timings["hierarchy"] = time.perf_counter() - t1
@@ -544,12 +342,12 @@ class Explorer:
                          progress=done / len(todo))
 
     def _layout_progress(self, iteration, embedding):
-        if not self._busy:  # another explorer on the same analysis is computing
+        if not self.scheduler.busy:  # another explorer on the same analysis is computing
             return
-        self._check_cancel()
+        self.scheduler.check_cancel()
         todo = self._stage_todo or ["layout"]
         if "layout" in todo and self._widgets_ok:
-            n_iter = self.analysis.params["n_iter"] or self._layout_defaults["n_iter"]
+            n_iter = self.analysis.effective_params()["n_iter"]
             i = todo.index("layout")
             frac = (i + min(1.0, iteration / max(1, n_iter))) / len(todo)
             if frac - self.progress.value > 0.02 or iteration >= n_iter:
@@ -577,33 +375,21 @@ class Explorer:
 
     def wait(self, timeout=120.0) -> bool:
         """Block until no computation is pending or running (scripts/tests); True when idle."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self._cond:
-                idle = not self._pending and self._gen == self._current_gen and not self._busy
-            if idle and self._run_lock.acquire(blocking=False):
-                self._run_lock.release()
-                with self._cond:
-                    if not self._pending and self._gen == self._current_gen:
-                        return True
-            time.sleep(0.02)
-        return False
+        return self.scheduler.wait(timeout)
 
     def close(self):
         """Stop the background worker and close the widgets."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self.scheduler.close()
         if self._widgets_ok and self.widget is not None:
             self.widget.close()
 
     def _on_ranges(self, which, ev):
-        if not self.views.large or not self._run_lock.acquire(blocking=False):
+        if not self.views.large or not self.scheduler.locked(timeout=0):
             return
         try:
             self.views.rerasterize(self.analysis, which, (ev.x0, ev.x1), (ev.y0, ev.y1))
         finally:
-            self._run_lock.release()
+            self.scheduler.unlock()
 
     # ------------------------------------------------------------------ selection
     @property
@@ -625,18 +411,19 @@ class Explorer:
 
     # ------------------------------------------------------------------ curation
     def _edit(self, fn, *args):
-        if not self._run_lock.acquire(timeout=0.5):
+        if not self.scheduler.locked(timeout=0.5):
             raise MotifLabError("a computation is running; wait until the status says ready, then try again.")
         try:
             an = self.analysis
             an.get("motifs")
             n_log = len(an.log)
             fn(*args)
+            ran = [s for s, _ in an.log[n_log:]]  # the analysis stages (the hierarchy follows in _refresh)
             self._refresh(["motifs"])
-            ran = [s for s, _ in an.log[n_log:]]
-            self.runs.append(dict(params={}, stages=ran, seconds=0.0, views_seconds=0.0, gen=self._current_gen))
+            self.runs.append(dict(params={}, stages=ran, seconds=0.0, views_seconds=0.0,
+                                  gen=self.scheduler.current_generation))
         finally:
-            self._run_lock.release()
+            self.scheduler.unlock()
         return f"ready · {len(self.analysis.edits)} edit(s); {self.analysis.motifs.n_motifs} motifs"
 
     def assign_selection(self, motif="new", columns=None):
@@ -668,9 +455,13 @@ class Explorer:
         from motiflab.files import check_writable
 
         check_writable(path, overwrite)
-        with self._run_lock, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the notebook's Python callbacks are simply not exported
-            doc = self.views.html(title=title)
+        self.scheduler.locked()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the notebook's Python callbacks are simply not exported
+                doc = self.views.html(title=title)
+        finally:
+            self.scheduler.unlock()
         return write_html(doc, path, overwrite=overwrite)
 
     def markers(self, size=10):

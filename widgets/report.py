@@ -9,35 +9,35 @@ playback all run in the browser, with no kernel.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
+
+from motiflab.errors import MotifLabError
+from motiflab.parameters import DEFAULTS
 
 from . import views
 
 __all__ = ["build_report", "write_report", "hierarchy_of", "write_html"]
 
-#: the hierarchy diagram is built up to this many columns (it is a whole-image analysis)
-HIERARCHY_MAX_COLUMNS = 100_000
+#: the hierarchy diagram is built up to this many columns (the ``hierarchy_max_columns`` parameter's default)
+HIERARCHY_MAX_COLUMNS = DEFAULTS["hierarchy_max_columns"]
 
 
-def hierarchy_of(an, max_columns=HIERARCHY_MAX_COLUMNS):
-    """The motif-cell hierarchy of an analysis' current motifs, or a short reason why there is none.
+def hierarchy_of(an):
+    """The analysis' motif-cell hierarchy (:attr:`motiflab.Analysis.hierarchy`), or why there is none.
+
+    The hierarchy is the analysis' own cached stage, so the report, the
+    explorer and ``motiflab run --hierarchy`` show the same one. When the stage
+    refuses (no lattice, too few cells, more columns than
+    ``hierarchy_max_columns``) the diagram shows the reason instead.
 
     Returns
     -------
     motiflab.hierarchy.Hierarchy or str
     """
-    n = len(an.positions)
-    if n > max_columns:
-        return f"hierarchy skipped above {max_columns} columns"
     try:
-        from motiflab.hierarchy import build_hierarchy
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return build_hierarchy(an.positions, an.motifs.labels)
-    except Exception as exc:  # no lattice found, too few cells, ...: the diagram falls back to counts
-        return f"no hierarchy: {str(exc).split('.')[0][:80]}"
+        return an.hierarchy
+    except MotifLabError as exc:
+        return f"no hierarchy: {str(exc).split('; ')[0][:120]}"
 
 
 def build_report(an, thumbnails=True, datashade_above=views.DATASHADE_ABOVE):

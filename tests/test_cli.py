@@ -99,3 +99,71 @@ def test_batch_with_dask(tmp_path, image_file):
                "--n-iter", "60", "--workers", "2", "-q"])
     assert rc == 1  # one file failed, the others were written
     assert (outdir / "a.npz").exists() and (outdir / "b.npz").exists()
+
+
+def test_cli_explorer_and_report_show_the_same_hierarchy(tmp_path, image_file):
+    """One hierarchy, whichever door: ``run --hierarchy``, the explorer and the HTML report."""
+    pytest.importorskip("ipywidgets")
+    from motiflab.analysis import Analysis
+    from motiflab.widgets.explorer import Explorer
+    from motiflab.widgets.report import hierarchy_of
+
+    hier = tmp_path / "h.json"
+    assert main(["run", str(image_file), "--out", str(tmp_path / "r.npz"), "--hierarchy", str(hier),
+                 "--n-iter", "80", "-q"]) == 0
+    from_cli = json.loads(hier.read_text())
+    an = Analysis(str(image_file), n_iter=80)
+    ex = Explorer(an, background=False)
+    try:
+        from_explorer = json.loads(json.dumps(ex.hierarchy.to_json()))
+    finally:
+        ex.close()
+    from_report = json.loads(json.dumps(hierarchy_of(an).to_json()))
+    assert from_cli == from_explorer == from_report
+    assert from_cli["motif_cells"]
+
+
+def test_an_input_is_never_an_output(tmp_path, image_file, capsys):
+    import shutil
+
+    img = tmp_path / "img.hspy"
+    shutil.copy(image_file, img)
+    before = img.read_bytes()
+    for extra in (["--out", str(img)], ["--out", str(tmp_path / "r.npz"), "--report", str(img)],
+                  ["--out", str(tmp_path / "r.npz"), "--hierarchy", str(img)]):
+        assert main(["run", str(img), *extra, "--overwrite", "-q"]) == 2
+        assert "input" in capsys.readouterr().err
+    assert img.read_bytes() == before
+
+
+def test_two_outputs_with_one_name_are_refused(tmp_path, image_file, capsys):
+    out = tmp_path / "x.npz"
+    assert main(["run", str(image_file), "--out", str(out), "--report", str(out), "--overwrite", "-q"]) == 2
+    assert "same file" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("case", ["directory", "symlink", "long", "temporary"])
+def test_hostile_output_paths(tmp_path, image_file, capsys, case):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    if case == "directory":
+        out = tmp_path / "adir"
+        out.mkdir()
+        assert main(["run", str(image_file), "--out", str(out), "--overwrite", "-q", "--n-iter", "20"]) == 2
+        assert "folder" in capsys.readouterr().err and out.is_dir()
+    elif case == "symlink":  # the write replaces the link, never the file it points to
+        out = tmp_path / "link.npz"
+        out.symlink_to(victim)
+        assert main(["run", str(image_file), "--out", str(out), "--overwrite", "-q", "--n-iter", "20"]) == 0
+        assert victim.read_text() == "keep me" and not out.is_symlink()
+    elif case == "long":
+        out = tmp_path / ("x" * 300 + ".npz")
+        assert main(["run", str(image_file), "--out", str(out), "-q"]) == 2
+        assert "long" in capsys.readouterr().err
+    else:  # files that look like our temporary names are never touched
+        out = tmp_path / "r.npz"
+        for name in ("r.npz.tmp.npz", ".r.npz.tmp", "r.npz.tmp"):
+            (tmp_path / name).write_text("mine")
+        assert main(["run", str(image_file), "--out", str(out), "-q", "--n-iter", "20"]) == 0
+        assert all((tmp_path / n).read_text() == "mine" for n in ("r.npz.tmp.npz", ".r.npz.tmp", "r.npz.tmp"))
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]

@@ -24,14 +24,14 @@ from __future__ import annotations
 import contextlib
 import math
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
 from ._blas import single_threaded_blas
+from ._neighbors_kernels import CHUNK, drop_self, finalize, fuzzy_weights, push_block, smallest_k
 from .errors import MotifLabError
 
-__all__ = ["knn_graph", "fuzzy_graph", "EXACT_MAX_POINTS"]
+__all__ = ["knn_graph", "fuzzy_graph", "EXACT_MAX_POINTS", "check_features", "check_graph"]
 
 #: Largest N for which ``method="auto"`` uses the exact search, so graphs up to
 #: this size have recall 1.  Measured on a (shared, noisy) 2-core machine with an
@@ -50,8 +50,30 @@ _SINGLE_BLAS_FLOPS = 1.5e10
 # --------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------
-def _check_X(X, n_neighbors):
-    """Validate the feature matrix and k; return a C-contiguous float32 copy/view."""
+def check_features(X, n_neighbors):
+    """The feature matrix as C-contiguous float32, or a clear error.
+
+    Shared by :func:`knn_graph` and :class:`motiflab.layout.FRLayout`, so both
+    word the same mistake the same way.
+
+    Parameters
+    ----------
+    X : array-like, shape (n_points, n_features)
+        Finite real features.
+    n_neighbors : int
+        k; ``X`` needs at least ``k + 1`` rows.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_points, n_features)
+        ``X`` itself when it already is C-contiguous float32, else a copy.
+
+    Raises
+    ------
+    MotifLabError
+        If ``X`` is not a 2-D real array, has NaN/inf, no columns or too few
+        rows, or ``n_neighbors`` is not a positive integer.
+    """
     try:
         X = np.asarray(X)
     except Exception as exc:  # ragged lists etc.
@@ -90,97 +112,51 @@ def _check_X(X, n_neighbors):
     return X
 
 
+def check_graph(graph, n):
+    """A user-supplied similarity graph as the layout needs it, or a clear error.
+
+    Parameters
+    ----------
+    graph : scipy.sparse matrix, shape (n, n)
+        Non-negative, finite weights (e.g. from :func:`fuzzy_graph`).
+    n : int
+        Number of points.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (n, n)
+        float32 weights without the diagonal and explicit zeros, duplicates
+        summed, column indices sorted.
+
+    Raises
+    ------
+    MotifLabError
+        If ``graph`` is not sparse, has the wrong shape, or negative / non-finite weights.
+    """
+    if not sp.issparse(graph):
+        raise MotifLabError(
+            "graph must be a scipy.sparse matrix (e.g. from motiflab.neighbors.fuzzy_graph); "
+            f"got {type(graph).__name__}."
+        )
+    if graph.shape != (n, n):
+        raise MotifLabError(
+            f"graph has shape {graph.shape} but X has {n} rows; the graph must be "
+            f"({n}, {n}). Recompute it for these features."
+        )
+    c = sp.coo_matrix(graph)
+    keep = c.row != c.col  # a point does not attract itself
+    g = sp.csr_matrix((c.data[keep].astype(np.float32), (c.row[keep], c.col[keep])), shape=(n, n))
+    g.sum_duplicates()
+    g.eliminate_zeros()
+    g.sort_indices()
+    if g.nnz and (not np.isfinite(g.data).all() or g.data.min() < 0):
+        raise MotifLabError("graph weights must be finite and non-negative.")
+    return g
+
+
 # --------------------------------------------------------------------------
 # shared machinery: BLAS dot-product blocks -> per-row candidate lists
 # --------------------------------------------------------------------------
-_CHUNK = 32
-
-
-@numba.njit(cache=True, parallel=True, fastmath=True)
-def _push_block(G, sqm, qidx, midx, hd, hi):
-    """Merge a block of dot products into the rows' sorted candidate lists.
-
-    ``G[a, b] = <x_q, x_m>`` for queries ``q = qidx[a]`` and members
-    ``m = midx[b]``; ``sqm[b] - 2 G[a, b]`` ranks the members exactly like the
-    squared distance (the query's own norm is a constant).  Queries within a
-    block are distinct, so rows are updated without races; a member reaches a
-    query at most once over all blocks, so no duplicate check is needed.
-    Members are scanned in chunks; a vectorised count of the entries better
-    than the current worst candidate skips almost every chunk once the list
-    is full.  (fastmath only changes how ``sqm - 2 G`` is evaluated in that
-    filter, identically for every thread count; the insertion recomputes it
-    the same way.)
-    """
-    nq, nm = G.shape
-    kk = hd.shape[1]
-    for a in numba.prange(nq):
-        i = qidx[a]
-        worst = hd[i, kk - 1]
-        for b0 in range(0, nm, _CHUNK):
-            b1 = min(nm, b0 + _CHUNK)
-            # count (not min: numba's min/select reductions stay scalar) the
-            # entries better than the worst candidate; compare+add vectorises
-            better = 0
-            for b in range(b0, b1):
-                better += np.int32(sqm[b] - np.float32(2.0) * G[a, b] < worst)
-            if better == 0:
-                continue
-            for b in range(b0, b1):
-                v = sqm[b] - np.float32(2.0) * G[a, b]
-                j = midx[b]
-                if v < worst and j != i:
-                    p = kk - 1
-                    while p > 0 and hd[i, p - 1] > v:
-                        hd[i, p] = hd[i, p - 1]
-                        hi[i, p] = hi[i, p - 1]
-                        p -= 1
-                    hd[i, p] = v
-                    hi[i, p] = j
-                    worst = hd[i, kk - 1]
-
-
-@numba.njit(cache=True, parallel=True)
-def _finalize(X, hi, k, out_idx, out_dist):
-    """Exact float64 distances of each row's candidates; keep the k nearest.
-
-    The BLAS ranking (|a|^2 - 2ab + |b|^2 in float32) can swap near ties;
-    the direct sum cannot.  Ties go to the smaller index, so the output is
-    reproducible.  Rows with fewer than k candidates (cannot happen for
-    valid inputs) are padded with their last neighbour.
-    """
-    n, kk = hi.shape
-    d = X.shape[1]
-    for i in numba.prange(n):
-        dist = np.empty(kk, dtype=np.float64)
-        idx = np.empty(kk, dtype=np.int64)
-        m = 0
-        for p in range(kk):
-            j = hi[i, p]
-            if j < 0:
-                continue
-            s = 0.0
-            for c in range(d):
-                t = np.float64(X[i, c]) - np.float64(X[j, c])
-                s += t * t
-            dist[m] = s
-            idx[m] = j
-            m += 1
-        for a in range(1, m):  # insertion sort by (distance, index)
-            vd = dist[a]
-            vi = idx[a]
-            b = a
-            while b > 0 and (dist[b - 1] > vd or (dist[b - 1] == vd and idx[b - 1] > vi)):
-                dist[b] = dist[b - 1]
-                idx[b] = idx[b - 1]
-                b -= 1
-            dist[b] = vd
-            idx[b] = vi
-        for p in range(k):
-            q = min(p, m - 1)
-            out_idx[i, p] = idx[q]
-            out_dist[i, p] = math.sqrt(dist[q])
-
-
 def _new_lists(n, kk):
     return np.full((n, kk), np.inf, dtype=np.float32), np.full((n, kk), -1, dtype=np.int64)
 
@@ -188,7 +164,7 @@ def _new_lists(n, kk):
 def _done(X, hi, k):
     out_idx = np.empty((X.shape[0], k), dtype=np.int32)
     out_dist = np.empty((X.shape[0], k), dtype=np.float32)
-    _finalize(X, hi, k, out_idx, out_dist)
+    finalize(X, hi, k, out_idx, out_dist)
     return out_idx, out_dist
 
 
@@ -213,7 +189,7 @@ def _exact_knn(X, k):
     with single_threaded_blas() if small else contextlib.nullcontext():
         for s in range(0, n, block):
             e = min(n, s + block)
-            _push_block(X[s:e] @ X.T, sq, members[s:e], members, hd, hi)
+            push_block(X[s:e] @ X.T, sq, members[s:e], members, hd, hi)
     return _done(X, hi, k)
 
 
@@ -233,36 +209,10 @@ def _nearest_cells(X, cent, n_probe):
         elif n_probe < C:
             # np.argpartition pays a per-row overhead on these short rows (0.35 s for
             # 34k x 184); a threaded insertion into a sorted list of n_probe is ~20x faster
-            _smallest_k(D, out[s:s + block])
+            smallest_k(D, out[s:s + block])
         else:
             out[s:s + block] = np.arange(C)
     return out
-
-
-@numba.njit(cache=True, parallel=True)
-def _smallest_k(D, out):
-    """Column indices of the ``out.shape[1]`` smallest entries of each row of ``D`` (sorted)."""
-    n, c = D.shape
-    k = out.shape[1]
-    for i in numba.prange(n):
-        vals = np.empty(k, D.dtype)
-        idx = np.empty(k, np.int64)
-        m = 0
-        for j in range(c):
-            v = D[i, j]
-            if m == k and not v < vals[k - 1]:
-                continue
-            p = m if m < k else k - 1
-            while p > 0 and vals[p - 1] > v:
-                vals[p] = vals[p - 1]
-                idx[p] = idx[p - 1]
-                p -= 1
-            vals[p] = v
-            idx[p] = j
-            if m < k:
-                m += 1
-        for p in range(k):
-            out[i, p] = idx[p]
 
 
 def _cell_lists(assign, C):
@@ -326,7 +276,7 @@ def _ivf_knn(X, k, random_state, n_cells=None, n_probe=16, n_lloyd=2, extra=5):
             Xq = np.take(X, Q, axis=0, out=qbuf[:Q.size])
             G = gbuf[: Q.size * (m1 - m0)].reshape(Q.size, m1 - m0)
             np.matmul(Xq, Xm[m0:m1].T, out=G)
-            _push_block(G, sqm[m0:m1], Q, morder[m0:m1], hd, hi)
+            push_block(G, sqm[m0:m1], Q, morder[m0:m1], hd, hi)
     return _done(X, hi, k)
 
 
@@ -342,26 +292,6 @@ def _seed_int(random_state):
 # --------------------------------------------------------------------------
 # pynndescent (optional)
 # --------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _drop_self(idx, dist, k, out_idx, out_dist):
-    """Remove each row's own index from a (N, k+1) neighbour list (or its last entry)."""
-    n, kk = idx.shape
-    for i in range(n):
-        q = 0
-        for p in range(kk):
-            if idx[i, p] == i or idx[i, p] < 0:
-                continue
-            if q < k:
-                out_idx[i, q] = idx[i, p]
-                out_dist[i, q] = dist[i, p]
-                q += 1
-        # NN-descent may leave a row short (never in practice); pad with the last found.
-        while q < k:
-            out_idx[i, q] = out_idx[i, q - 1] if q > 0 else (i + 1) % n
-            out_dist[i, q] = out_dist[i, q - 1] if q > 0 else np.float32(np.inf)
-            q += 1
-
-
 def _nndescent_knn(X, k, random_state):
     try:
         from pynndescent import NNDescent
@@ -383,7 +313,8 @@ def _nndescent_knn(X, k, random_state):
     idx, dist = nnd.neighbor_graph
     out_idx = np.empty((X.shape[0], k), dtype=np.int32)
     out_dist = np.empty((X.shape[0], k), dtype=np.float32)
-    _drop_self(np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dist, dtype=np.float32), k, out_idx, out_dist)
+    drop_self(np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dist, dtype=np.float32), k,
+              out_idx, out_dist)
     return out_idx, out_dist
 
 
@@ -435,7 +366,7 @@ def knn_graph(X, n_neighbors=10, random_state=0, method="auto"):
     threads (each point only updates its own list, cells are visited in a
     fixed order).
     """
-    X = _check_X(X, n_neighbors)
+    X = check_features(X, n_neighbors)
     k = int(n_neighbors)
     if method not in ("auto", "exact", "approx", "nndescent"):
         raise MotifLabError(
@@ -452,61 +383,8 @@ def knn_graph(X, n_neighbors=10, random_state=0, method="auto"):
 
 
 # --------------------------------------------------------------------------
-# fuzzy weights
+# fuzzy graph
 # --------------------------------------------------------------------------
-@numba.njit(cache=True, parallel=True)
-def _fuzzy_weights(dist, target, n_iter, tol):
-    """Directed UMAP-style memberships: exp(-(d - rho) / sigma), sigma by bisection."""
-    n, k = dist.shape
-    w = np.empty((n, k), dtype=np.float32)
-    for i in numba.prange(n):
-        rho = np.float64(dist[i, 0])
-        mean_d = 0.0
-        for p in range(k):
-            mean_d += np.float64(dist[i, p])
-        mean_d /= k
-        lo = 0.0
-        hi = np.inf
-        sigma = 1.0
-        for _ in range(n_iter):
-            s = 0.0
-            for p in range(k):
-                t = np.float64(dist[i, p]) - rho
-                if t > 0.0:
-                    s += math.exp(-t / sigma)
-                else:
-                    s += 1.0
-            if abs(s - target) < tol:
-                break
-            if s > target:  # memberships too large -> narrower kernel
-                hi = sigma
-                sigma = 0.5 * (lo + hi)
-            else:
-                lo = sigma
-                if hi == np.inf:
-                    sigma *= 2.0
-                else:
-                    sigma = 0.5 * (lo + hi)
-        # Floor sigma so a point whose neighbours are all at almost the same
-        # distance (or duplicates) does not get a degenerate, infinitely sharp kernel.
-        floor = 1e-3 * mean_d
-        if sigma < floor:
-            sigma = floor
-        if sigma <= 0.0:
-            sigma = 1.0  # all neighbours at distance 0: every weight is 1 anyway
-        for p in range(k):
-            t = np.float64(dist[i, p]) - rho
-            if t > 0.0:
-                w[i, p] = np.float32(math.exp(-t / sigma))
-            else:
-                w[i, p] = np.float32(1.0)
-        # exp may underflow for far neighbours; keep every stored edge positive
-        for p in range(k):
-            if w[i, p] < np.float32(1e-12):
-                w[i, p] = np.float32(1e-12)
-    return w
-
-
 def fuzzy_graph(indices, distances):
     """Symmetric fuzzy-similarity graph from k-NN lists (UMAP-style weights).
 
@@ -566,7 +444,7 @@ def fuzzy_graph(indices, distances):
         dist = np.take_along_axis(dist, order, axis=1)
         idx = np.take_along_axis(idx, order, axis=1)
     target = math.log2(k) if k > 1 else 1.0
-    w = _fuzzy_weights(dist, target, 64, 1e-5)
+    w = fuzzy_weights(dist, target, 64, 1e-5)
     rows = np.repeat(np.arange(n, dtype=np.int32), k)
     P = sp.csr_matrix((w.ravel(), (rows, idx.ravel().astype(np.int32))), shape=(n, n), dtype=np.float32)
     P.sum_duplicates()
@@ -576,3 +454,9 @@ def fuzzy_graph(indices, distances):
     S.sort_indices()
     S.data = S.data.astype(np.float32, copy=False)
     return S
+
+
+# The old private names, still importable from here (tests and warmup checks use some).
+_check_X = check_features
+_CHUNK, _drop_self, _finalize, _fuzzy_weights = CHUNK, drop_self, finalize, fuzzy_weights
+_push_block, _smallest_k = push_block, smallest_k

@@ -28,26 +28,11 @@ decay by default) for numerical stability.
 
 Implementation
 --------------
-Each iteration is a synchronous (Jacobi) update computed in parallel over
-vertices by one numba kernel: vertex ``i`` sums the forces from its own CSR
-row of the (symmetric) graph and from its negative samples, and writes only
-its own row of the next-position buffer.  The samples are drawn per block of
-16 consecutive vertices (each vertex uses as many as its weight asks for,
-itself excluded) from a counter-based generator, splitmix64 of ``(seed,
-iteration, block)``: a vertex still meets fresh uniform samples every
-iteration, but their positions are read once per block instead of once per
-vertex (1.2-1.4x faster per iteration, the same ARI on the benchmark
-mixtures).  There is no shared random state and no write race, so the layout
-is **bit-identical for any number of threads** and any run with the same
-seed.  Per vertex, the offsets to its neighbours are first gathered into a
-small buffer and the forces are then summed in branch-free loops that LLVM
-compiles to 8-wide float32 SIMD (exact division and square root; only the
-order of the sums is reassociated, identically on every run).  The summed forces are
-normalised by the vertex's total edge weight (a per-vertex step size; it does
-not move the fixed points of the force field) and each pair force and each
-step is clipped in length to ``max_step``.  Memory is O(N k); snapshots of the
-relaxation are written into a preallocated float32 buffer whose size is
-bounded by ``snapshot_max_bytes``.
+Each iteration is one synchronous update of all vertices by a threaded numba
+kernel, with negative samples from a counter-based generator, so the layout is
+bit-identical for any number of threads; the kernels and the loop that drives
+them are in :mod:`motiflab._layout_kernels`.  Snapshots of the relaxation are
+written into a preallocated float32 buffer bounded by ``snapshot_max_bytes``.
 """
 from __future__ import annotations
 
@@ -59,12 +44,23 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._blas import single_threaded_blas
+from ._layout_kernels import relax
 from .errors import MotifLabError
-from .neighbors import _check_X, fuzzy_graph, knn_graph
+from .neighbors import check_features, check_graph, fuzzy_graph, knn_graph
+
+# The old names of what moved out, still importable from here (tests, warmup
+# checks and benchmarks import some of them).
+from ._layout_kernels import (  # noqa: E402,F401,I001
+    FLOAT_FLAGS as _FLOAT_FLAGS, GOLDEN as _GOLDEN, SAMPLE_BLOCK as _SAMPLE_BLOCK, fr_step as _fr_step,
+    int_exponent as _int_exponent, is_neighbour as _is_neighbour, pad8 as _pad8, pair_coef as _pair_coef,
+    pair_sum as _pair_sum, sample_sum as _sample_sum, update_block as _update_block,
+    update_range as _update_range,
+)
+from ._random_kernels import mix64 as _mix64  # noqa: E402,F401,I001
+from .neighbors import check_features as _check_X, check_graph as _check_graph  # noqa: E402,F401,I001
 
 __all__ = ["ForceStage", "PAPER_STAGES", "FRLayout", "pca_init"]
 
@@ -115,270 +111,6 @@ PAPER_STAGES = (
     ForceStage(1.0, 1.0, 0.0, 2.0, learning_rate=4.0),
     ForceStage(5.0, 1.0, 2.0, 5.0, learning_rate=1.5),
 )
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-#: Vertices that share one draw of negative samples per iteration (consecutive
-#: indices).  The samples' positions are gathered once per block instead of
-#: once per vertex, and each vertex sums over a contiguous buffer.
-_SAMPLE_BLOCK = 16
-
-
-# --------------------------------------------------------------------------
-# numba kernels
-# --------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
-def _mix64(z):
-    """splitmix64 finaliser: a bijective, well-mixing hash of a uint64."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@numba.njit(cache=True, inline="always")
-def _is_neighbour(indices, start, end, r):
-    """Binary search of ``r`` in the sorted CSR row ``indices[start:end]``."""
-    lo = start
-    hi = end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        v = indices[mid]
-        if v < r:
-            lo = mid + 1
-        elif v > r:
-            hi = mid
-        else:
-            return True
-    return False
-
-
-# Float flags for the per-vertex force loops: reassociation lets LLVM vectorise
-# the force sums (8 float32 lanes), "numpy" errors drop the per-division zero
-# check that blocks vectorisation.  No "afn"/"ninf": sqrt and division stay exact
-# (no rsqrt approximations), so results do not depend on the CPU's fast paths.
-_FLOAT_FLAGS = {"reassoc", "nsz", "contract"}
-
-# Compile time: the force helpers below are separate compiled functions that
-# LLVM inlines into their caller (not numba's IR-level ``inline="always"``), and
-# the exponent is a literal only where the caller passes one (the paper's two
-# stages, see :func:`_update_range`); every other exponent shares one
-# run-time-exponent loop.  A literal-exponent copy of every loop for six
-# exponents, inlined at the IR level, took 77 s to compile on a fresh cache;
-# this takes 12 s alone (~22 s in a process that has compiled the rest of the
-# pipeline) at the same speed per iteration (benchmarks/bench_compile.py).
-
-
-@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
-def _pair_coef(d2, coef, e_int, e, ms, unit):
-    """Force coefficient of one pair at squared distance ``d2`` (before its weight).
-
-    ``c = coef / (1 + d**e)``, divided by ``d`` if ``unit``, then limited to
-    ``ms / d`` so no pair force is longer than ``ms`` (for ``c >= 0`` this is
-    the length clip ``|c (dx, dy)| <= ms``).  An integer exponent
-    ``0 <= e_int <= 9`` is computed from ``d2`` and ``d`` by selects, without a
-    branch or a ``pow`` call, so the loops calling this run on 8-wide float32
-    SIMD whether ``e_int`` is a compile-time literal or only known at run time;
-    ``e_int = -1`` (any other exponent) uses ``pow``.
-    """
-    one = np.float32(1.0)
-    inv_d = one / math.sqrt(d2 + np.float32(1e-30))
-    if e_int >= 0:
-        # d**e = d2**(e // 2) * d**(e % 2)
-        h = e_int >> 1
-        d4 = d2 * d2
-        q = one if h == 0 else (d2 if h == 1 else (d4 if h == 2 else (d4 * d2 if h == 3 else d4 * d4)))
-        p = q * (d2 * inv_d) if e_int & 1 else q
-    else:
-        p = d2 ** np.float32(0.5 * e)
-    c = coef / (one + p)
-    c = c * (inv_d if unit else one)
-    lim = ms * inv_d
-    return c if c < lim else lim
-
-
-@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
-def _pair_sum(bx, by, bw, cnt, coef, e_int, e, ms, unit):
-    """Sum of ``bw * c(d) * (dx, dy)`` over the ``cnt`` gathered pairs (see :func:`_pair_coef`)."""
-    sx = np.float32(0.0)
-    sy = np.float32(0.0)
-    for s in range(cnt):
-        dx = bx[s]
-        dy = by[s]
-        c = _pair_coef(dx * dx + dy * dy, coef, e_int, e, ms, unit) * bw[s]
-        sx += c * dx
-        sy += c * dy
-    return sx, sy
-
-
-@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
-def _sample_sum(yi0, yi1, i, px, py, pr, cnt, coef, e_int, e, ms, unit):
-    """Repulsion of vertex ``i`` from the first ``cnt`` shared samples (positions ``px, py``).
-
-    Runs over whole blocks of 8 (the sample buffers are padded); samples past
-    ``cnt`` and a sample that is the vertex itself get weight 0.  No gather:
-    the samples' positions were read once for the whole vertex block.
-    """
-    sx = np.float32(0.0)
-    sy = np.float32(0.0)
-    cnt8 = (cnt + 7) & ~7
-    for s in range(cnt8):
-        dx = yi0 - px[s]
-        dy = yi1 - py[s]
-        w = np.float32(1.0) if (s < cnt and pr[s] != i) else np.float32(0.0)
-        c = _pair_coef(dx * dx + dy * dy, coef, e_int, e, ms, unit) * w
-        sx += c * dx
-        sy += c * dy
-    return sx, sy
-
-
-@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
-def _pad8(bx, by, bw, cnt):
-    """Fill the gather buffers up to the next multiple of 8 with zero-weight pairs.
-
-    The force loops then run entirely in 8-wide vector blocks instead of
-    finishing with up to 7 scalar iterations (each a scalar sqrt and divide).
-    """
-    cnt8 = (cnt + 7) & ~7
-    for q in range(cnt, cnt8):
-        bx[q] = np.float32(1.0)
-        by[q] = np.float32(1.0)
-        bw[q] = np.float32(0.0)
-    return cnt8
-
-
-@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
-def _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr):
-    """Body of :func:`_update_range`; compiled once per specialisation (literal arguments)."""
-    nn = np.uint64(Y.shape[0])
-    zero = np.float32(0.0)
-    ms = np.float32(max_step)
-    cur = -1
-    for i in range(lo, hi):
-        yi0 = Y[i, 0]
-        yi1 = Y[i, 1]
-        start = indptr[i]
-        end = indptr[i + 1]
-        # --- attraction along the graph (weighted mean of the pair forces)
-        k = 0
-        for p in range(start, end):
-            j = indices[p]
-            bx[k] = Y[j, 0] - yi0
-            by[k] = Y[j, 1] - yi1
-            bw[k] = weights[p]
-            k += 1
-        k = _pad8(bx, by, bw, k)
-        ax, ay = _pair_sum(bx, by, bw, k, alpha, n_int, n_exp, ms, unit)
-        ax *= inv_wsum[i]
-        ay *= inv_wsum[i]
-        # --- repulsion from negative samples (k' per unit of edge weight), drawn
-        # once per block of _SAMPLE_BLOCK vertices: their positions are read once
-        # and every vertex of the block sums over the same contiguous buffer
-        blk = i // _SAMPLE_BLOCK
-        if blk != cur:
-            cur = blk
-            state = _mix64(key_it ^ _mix64(np.uint64(blk) * _GOLDEN + np.uint64(1)))
-            z = np.uint64(0)
-            for s in range((blk_cnt[blk] + 7) & ~7):
-                # one 64-bit hash gives two 32-bit draws; r = floor(u32 * N / 2^32)
-                if s & 1 == 0:
-                    state = state + _GOLDEN
-                    z = _mix64(state)
-                    r = np.int64(((z & np.uint64(0xFFFFFFFF)) * nn) >> np.uint64(32))
-                else:
-                    r = np.int64(((z >> np.uint64(32)) * nn) >> np.uint64(32))
-                pr[s] = r
-                px[s] = Y[r, 0]
-                py[s] = Y[r, 1]
-        cnt = n_neg[i]
-        if check_nbrs:
-            # small graphs: a draw hits a neighbour often enough to matter; only
-            # non-neighbours (and not the vertex itself) repel
-            for s in range(cnt):
-                bx[s] = yi0 - px[s]
-                by[s] = yi1 - py[s]
-                hit = pr[s] == i or _is_neighbour(indices, start, end, pr[s])
-                bw[s] = zero if hit else np.float32(1.0)
-            rx, ry = _pair_sum(bx, by, bw, _pad8(bx, by, bw, cnt), beta, m_int, m_exp, ms, unit)
-        else:
-            rx, ry = _sample_sum(yi0, yi1, i, px, py, pr, cnt, beta, m_int, m_exp, ms, unit)
-        if cnt > 0:
-            sc = np.float32(k_neg / cnt)
-            rx *= sc
-            ry *= sc
-        sx = lr * (ax + rx)
-        sy = lr * (ay + ry)
-        s2 = sx * sx + sy * sy
-        if s2 > ms * ms:
-            t = ms / math.sqrt(s2)
-            sx *= t
-            sy *= t
-        Ynew[i, 0] = yi0 + sx
-        Ynew[i, 1] = yi1 + sy
-
-
-@numba.njit(cache=True, fastmath=_FLOAT_FLAGS, error_model="numpy")
-def _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr):
-    """Write the new positions of vertices ``lo..hi-1`` into ``Ynew`` (reads ``Y`` only).
-
-    Per vertex: gather the offsets to its graph neighbours into the scratch
-    rows ``bx, by`` (weights in ``bw``) and sum their forces with the
-    vectorised :func:`_pair_sum_e`; gathering first keeps the random reads out
-    of the SIMD loop.  Negative samples are drawn once per block of
-    ``_SAMPLE_BLOCK`` vertices into ``px, py`` (positions) and ``pr``
-    (indices); a vertex sums over the first ``n_neg[i]`` of them
-    (:func:`_sample_sum_e`), skipping itself and, if ``check_nbrs``, its
-    graph neighbours.  Only :func:`_fr_step` calls it, for every thread count
-    (one chunk when single-threaded), so a vertex's update is the same
-    machine code, and the same bits, however the vertices are split.  (A
-    separate serial caller would get its own inlined, differently optimised
-    copy; that broke the bit-identity in a fresh compile.)
-
-    The paper's two stages get their own copy of the loop with the exponents,
-    the force form and the neighbour check as literals (numba compiles the
-    helpers once per literal value); any other stage runs the copy with
-    run-time values, which costs one more compile, not one per exponent (so a
-    force slider that tries many exponents compiles nothing new).
-    """
-    if not unit and not check_nbrs:
-        if n_int == 0 and m_int == 2:
-            _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 0,
-                          beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
-            return
-        if n_int == 2 and m_int == 5:
-            _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 2,
-                          beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
-            return
-    _update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr)
-
-
-@numba.njit(cache=True, parallel=True)
-def _fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-             beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
-    """One synchronous FR iteration over all vertices, threaded.
-
-    The vertices are cut into one contiguous range per ``scratch`` row (one per
-    thread, or a single one for small inputs and single-threaded runs); vertex ``i``
-    reads ``Y`` and writes only ``Ynew[i]``, and the negative samples of its
-    block come from splitmix64 seeded by ``(seed, it, i // _SAMPLE_BLOCK)``.
-    Hence the result does not depend on how the vertices are split between
-    threads.  ``scratch`` holds one (5, L) float32 buffer per thread (gathered
-    offsets and weights, sample positions), ``iscratch`` one (L,) int64
-    buffer of sample indices.
-    """
-    key_it = _mix64(np.uint64(seed) ^ _mix64(np.uint64(it) + _GOLDEN))
-    n = Y.shape[0]
-    nt = scratch.shape[0]  # one range per thread (the caller sizes scratch)
-    chunk = (n + nt - 1) // nt
-    for t in numba.prange(nt):
-        lo = t * chunk
-        hi = min(n, lo + chunk)
-        _update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                      beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
-                      scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
-
 
 #: Below this many points one iteration is a fraction of a millisecond and one
 #: chunk on one thread beats splitting the vertices between threads.
@@ -457,33 +189,6 @@ def _schedule_factors(schedule, n):
     if not np.all(np.isfinite(f)) or np.any(f < 0):
         raise MotifLabError("learning_rate_schedule must return finite, non-negative factors.")
     return f
-
-
-def _int_exponent(e):
-    """Integer exponent code for the kernel: the integer if ``e`` is one, else -1."""
-    return int(e) if float(e).is_integer() and 0 <= e <= 9 else -1
-
-
-def _check_graph(graph, n):
-    if not sp.issparse(graph):
-        raise MotifLabError(
-            "graph must be a scipy.sparse matrix (e.g. from motiflab.neighbors.fuzzy_graph); "
-            f"got {type(graph).__name__}."
-        )
-    if graph.shape != (n, n):
-        raise MotifLabError(
-            f"graph has shape {graph.shape} but X has {n} rows; the graph must be "
-            f"({n}, {n}). Recompute it for these features."
-        )
-    c = sp.coo_matrix(graph)
-    keep = c.row != c.col  # a point does not attract itself
-    g = sp.csr_matrix((c.data[keep].astype(np.float32), (c.row[keep], c.col[keep])), shape=(n, n))
-    g.sum_duplicates()
-    g.eliminate_zeros()
-    g.sort_indices()
-    if g.nnz and (not np.isfinite(g.data).all() or g.data.min() < 0):
-        raise MotifLabError("graph weights must be finite and non-negative.")
-    return g
 
 
 # --------------------------------------------------------------------------
@@ -706,7 +411,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
             raise MotifLabError(f"force_form must be 'vector' or 'unit'; got {self.force_form!r}.")
         if not (isinstance(self.max_step, numbers.Real) and self.max_step > 0 and math.isfinite(self.max_step)):
             raise MotifLabError(f"max_step must be a positive number; got {self.max_step!r}.")
-        X = _check_X(X, k if graph is None else 1)
+        X = check_features(X, k if graph is None else 1)
         n = X.shape[0]
         if n < 2:
             raise MotifLabError("Need at least 2 points for a layout.")
@@ -732,7 +437,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
                 self.knn_indices_, self.knn_distances_ = idx, dist
             else:
                 t0 = time.perf_counter()
-                g = _check_graph(graph, n)
+                g = check_graph(graph, n)
                 timings["graph"] = time.perf_counter() - t0
                 self.knn_indices_ = self.knn_distances_ = None
             # ---- initial layout
@@ -802,96 +507,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
         return np.array(Y, dtype=np.float32, order="C", copy=True)
 
     def _relax(self, Y, g, stages, counts, factors, every, seed, kneg):
-        f32 = np.float32
-        n = Y.shape[0]
-        indptr = g.indptr.astype(np.int64)
-        indices = g.indices.astype(np.int32)
-        weights = g.data.astype(np.float32)
-        wsum = np.add.reduceat(weights.astype(np.float64), indptr[:-1]) if g.nnz else np.zeros(n)
-        wsum[np.diff(indptr) == 0] = 0.0
-        inv_wsum = np.where(wsum > 0, 1.0 / np.maximum(wsum, 1e-300), 0.0).astype(np.float32)
-        n_neg = np.rint(kneg * wsum).astype(np.int64)
-        n_neg[(wsum > 0) & (n_neg < 1) & (kneg > 0)] = 1
-        # isolated vertices (no edges) still feel repulsion so they do not sit on top of others
-        n_neg[wsum == 0] = kneg
-
-        n_iter = int(sum(counts))
-        if every:
-            its = list(range(0, n_iter + 1, every))
-            if its[-1] != n_iter:
-                its.append(n_iter)
-        else:
-            its = []
-        snaps = np.empty((len(its), n, 2), dtype=np.float32)
-        snap_it = np.asarray(its, dtype=np.int64)
-        fi = 0
-        if its:
-            snaps[0] = Y
-            fi = 1
-            if self.callback is not None:
-                self.callback(0, Y.copy())
-        elif self.callback is not None:
-            self.callback(0, Y.copy())
-
-        Ynew = np.empty_like(Y)
-        unit = self.force_form == "unit"
-        # Exclude graph neighbours from the negative samples only where a
-        # uniform draw would hit one often enough to matter (> 2 %, i.e.
-        # below ~800 points for k = 10); elsewhere the search costs more than
-        # the rare, harmless extra repulsion it prevents.
-        check_nbrs = bool(g.nnz > 0.02 * n * n)
-        # one chunk of vertices (and one gather buffer, as long as the longest CSR
-        # row / sample count) per thread; a single chunk for small inputs
-        threads = numba.get_num_threads()
-        chunks = 1 if n <= SERIAL_MAX_POINTS else threads
-        # a single chunk runs with the other threads switched off for the call: idle
-        # OpenMP workers in the launch made 1.5k-point iterations 2.4x slower
-        one_thread = chunks == 1 and threads > 1
-        width = int(max(np.diff(indptr).max(initial=0), n_neg.max(initial=0), 1))
-        width = (width + 7) & ~7  # the force loops pad to a multiple of 8
-        scratch = np.zeros((chunks, 5, width), dtype=np.float32)
-        iscratch = np.zeros((chunks, width), dtype=np.int64)
-        # samples drawn per block of vertices: as many as its most demanding vertex needs
-        nb = -(-n // _SAMPLE_BLOCK)
-        blk_cnt = np.zeros(nb * _SAMPLE_BLOCK, np.int64)
-        blk_cnt[:n] = n_neg
-        blk_cnt = blk_cnt.reshape(nb, _SAMPLE_BLOCK).max(axis=1)
-        max_step = float(self.max_step)
-        bar = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_iter, desc="FR layout", unit="it")
-        it = 0
-        try:
-            for stage, cnt, fac in zip(stages, counts, factors):
-                n_int = _int_exponent(stage.n)
-                m_int = _int_exponent(stage.m)
-                for t in range(cnt):
-                    lr = float(stage.learning_rate) * float(fac[t])
-                    if one_thread:
-                        numba.set_num_threads(1)
-                    try:
-                        _fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
-                                 f32(stage.alpha), float(stage.n), n_int,
-                                 f32(stage.beta), float(stage.m), m_int,
-                                 float(kneg), f32(lr), max_step, unit, check_nbrs, np.uint64(seed), it,
-                                 scratch, iscratch)
-                    finally:
-                        if one_thread:
-                            numba.set_num_threads(threads)
-                    Y, Ynew = Ynew, Y
-                    it += 1
-                    if fi < len(its) and its[fi] == it:
-                        snaps[fi] = Y
-                        fi += 1
-                        if self.callback is not None:
-                            self.callback(it, Y.copy())
-                    elif not its and it == n_iter and self.callback is not None:
-                        self.callback(it, Y.copy())
-                    if bar is not None:
-                        bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
-        return Y, snaps, snap_it
+        # SERIAL_MAX_POINTS is read here, at fit time, so it can be changed on this module
+        return relax(Y, g, stages, counts, factors, every, seed, kneg, max_step=self.max_step,
+                     unit=self.force_form == "unit", serial_max_points=SERIAL_MAX_POINTS,
+                     callback=self.callback, verbose=self.verbose)

@@ -187,4 +187,3 @@ def _place_origin(o, u, v, sites, p):
     lo = np.floor(frac.min(axis=0))
     origin = origin + m @ lo
     return origin, basis
-

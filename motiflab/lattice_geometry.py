@@ -226,7 +226,6 @@ def lattice_equivalent(u1, v1, u2, v2, rtol: float = 0.005, atol_deg: float = 0.
     return bool(worst_l <= rtol and worst_a <= atol_deg), float(worst_l), float(worst_a)
 
 
-
 def rotation_order(u, v, tol: float = 0.06) -> int:
     """Largest ``n`` in (6, 4, 3, 2) whose rotation by ``360° / n`` maps the lattice onto itself.
 
@@ -255,4 +254,3 @@ def rotation_order(u, v, tol: float = 0.06) -> int:
         if np.max(np.abs(frac - np.round(frac))) < tol:
             return n
     return 2
-

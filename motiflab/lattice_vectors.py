@@ -360,4 +360,3 @@ def points_image(p: np.ndarray, d_nn: float):
     np.add.at(img, (ij[:, 0], ij[:, 1]), 1.0)
     img = ndimage.gaussian_filter(img, 1.0)
     return img, scale
-

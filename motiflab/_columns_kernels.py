@@ -1,4 +1,4 @@
-"""numba kernels of column finding (:mod:`motiflab.columns`).
+"""numba kernels of column finding: the peak finder's filters and sub-pixel fits (:mod:`motiflab.peaks`).
 
 Kept apart from the public module so that it reads as the method; each kernel
 is called from one place there, which validates its inputs first.

@@ -11,7 +11,7 @@ Methods
 -------
 ``"matched"``
     A Gaussian as wide as an atom column (measured from the image, see
-    :func:`motiflab.columns.estimate_column_width`): the matched filter,
+    :func:`motiflab.scales.estimate_column_width`): the matched filter,
     which gives a column the highest signal-to-noise ratio any linear filter
     can. Works down to a fraction of a count per pixel.
 ``"gaussian"``
@@ -36,7 +36,9 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from .errors import MotifLabError
-from .noise import NoiseModel
+from .image_checks import validate_image
+from .noise import NoiseModel, estimate_noise
+from .scales import estimate_spacing, image_scales
 
 __all__ = ["METHODS", "Smoothed", "fft_lowpass", "svd_denoise", "matched_filter", "smooth", "smooth_image"]
 
@@ -84,8 +86,6 @@ class Smoothed:
 
 
 def _check_image(image) -> np.ndarray:
-    from .columns import validate_image
-
     return validate_image(image)
 
 
@@ -259,7 +259,7 @@ def svd_denoise(image, window=None, rank=None, noise: NoiseModel | None = None) 
         2-D image.
     window : int, optional
         Patch side in pixels. Default: about one column spacing (from
-        :func:`motiflab.columns.estimate_spacing`), 5 to 31.
+        :func:`motiflab.scales.estimate_spacing`), 5 to 31.
     rank : int, optional
         Number of components kept. Default: every component that carries at
         least as much signal as noise (at least 4, at most window²/2), judged
@@ -275,9 +275,6 @@ def svd_denoise(image, window=None, rank=None, noise: NoiseModel | None = None) 
     numpy.ndarray
         Denoised float32 image.
     """
-    from .columns import estimate_spacing
-    from .noise import estimate_noise
-
     img = _check_image(image)
     if window is None:
         window = _svd_window(estimate_spacing(img))
@@ -309,7 +306,7 @@ def smooth_image(img, method="matched", strength=None, spacing=None, column_sigm
     Parameters
     ----------
     img : ndarray
-        Validated 2-D float32 image (see :func:`motiflab.columns.validate_image`).
+        Validated 2-D float32 image (see :func:`motiflab.image_checks.validate_image`).
     method : {"matched", "svd", "fft", "gaussian", "none"}
         See the module notes.
     strength : float, optional
@@ -330,8 +327,6 @@ def smooth_image(img, method="matched", strength=None, spacing=None, column_sigm
     if method not in METHODS:
         raise MotifLabError(f"unknown smoothing method {method!r}; choose one of {', '.join(METHODS)}.")
     if spacing is None:
-        from .columns import estimate_spacing
-
         spacing = estimate_spacing(img)
     if strength is not None:
         try:
@@ -410,11 +405,8 @@ def smooth(image, method="matched", strength=None, spacing=None) -> np.ndarray:
     numpy.ndarray
         Smoothed float32 image.
     """
-    from .columns import _image_scales
-    from .noise import estimate_noise
-
     img = _check_image(image)
-    repeat, sigma_c = _image_scales(img)
+    repeat, sigma_c, _ = image_scales(img)
     if spacing is None:
         spacing = repeat
     noise = estimate_noise(img, column_sigma=sigma_c) if (method or "").lower() == "svd" else None

@@ -35,6 +35,11 @@ When ``N`` is not much larger than the number of possible patterns (always
 the case at level 3) even a perfectly uniform grid falls well short of the
 maximum, so compare against :func:`entropy_null`: the same statistic on random
 grids of the same shape, mask and windows.
+
+Where things live: codes, :func:`decode` / :func:`encode` and the grid checks
+in :mod:`motiflab.assembly_codes`; :func:`label_grid` and
+:func:`checkerboard_parity` in :mod:`motiflab.unit_grid`; the statistics
+here. All are importable from here.
 """
 from __future__ import annotations
 
@@ -43,9 +48,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_positions
+from .assembly_codes import canonical_rotation, check_grid, decode, encode, level2_codes, level3_codes
 from .errors import MotifLabError
-from .lattice import Lattice, find_lattice
+from .lattice import Lattice, find_lattice  # noqa: F401 - importable from here as before
+from .unit_grid import UnitGrid, checkerboard_parity, label_grid
 
 __all__ = [
     "LevelStats",
@@ -62,169 +68,6 @@ __all__ = [
     "label_grid",
     "checkerboard_parity",
 ]
-
-_WINDOWS = ("all", "checkerboard", "disjoint")
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_grid(grid, n_states=None) -> tuple[np.ndarray, int]:
-    g = np.ma.asarray(grid)
-    mask = np.ma.getmaskarray(g)
-    data = np.asarray(g.data)
-    if data.ndim != 2:
-        raise MotifLabError(f"grid must be a 2-D array of unit labels, got shape {data.shape}")
-    if data.dtype.kind == "f":
-        bad = ~np.isfinite(data)
-        mask = mask | bad
-        d2 = np.where(bad, -1, data)
-        if not np.all(d2 == np.round(d2)):
-            raise MotifLabError("grid values must be whole numbers (unit labels 0..n-1; negative = missing)")
-        data = d2.astype(np.int64)
-    elif data.dtype.kind in "iub":
-        data = data.astype(np.int64)
-    else:
-        raise MotifLabError(
-            f"grid must hold integer unit labels (0..n-1, negative = missing), got dtype {data.dtype}; "
-            "map string labels to integers first (see label_grid)"
-        )
-    data = np.where(mask, -1, data)
-    valid = data >= 0
-    if n_states is None:
-        n_states = int(data[valid].max()) + 1 if valid.any() else 0
-        n_states = max(n_states, 2)
-    n_states = int(n_states)
-    if n_states < 2:
-        raise MotifLabError(f"n_states must be at least 2, got {n_states}")
-    if valid.any() and data[valid].max() >= n_states:
-        raise MotifLabError(
-            f"grid holds label {int(data[valid].max())} but n_states={n_states}; labels must be 0..n_states-1"
-        )
-    if n_states**16 >= 2**63:
-        raise MotifLabError(
-            f"n_states={n_states} is too many for level-3 codes (n^16 must fit in 64 bits); use at most 15 states"
-        )
-    if data.shape[0] < 2 or data.shape[1] < 2:
-        raise MotifLabError(f"grid {data.shape} is too small: need at least 2 x 2 units for level 2")
-    return data, n_states
-
-
-def _window_mask(shape, windows, parity, step):
-    """Boolean mask of allowed anchors for windows of a given step (1: level 2, 2: level 3)."""
-    if windows not in _WINDOWS:
-        raise MotifLabError(f"windows must be one of {_WINDOWS}, got {windows!r}")
-    ii, jj = np.indices(shape)
-    if windows == "all":
-        return np.ones(shape, bool)
-    if windows == "checkerboard":
-        return (ii + jj) % 2 == parity
-    # disjoint: level 2 anchors on even (i, j) (+ offset), level 3 on multiples of 4
-    oi, oj = (parity, parity) if np.isscalar(parity) else parity
-    block = 2 * step
-    return ((ii - oi) % block == 0) & ((jj - oj) % block == 0)
-
-
-# --------------------------------------------------------------------------- codes
-
-
-def level2_codes(grid, n_states=None, windows: str = "all", parity=0) -> np.ndarray:
-    """Level-2 code of every 2 x 2 window.
-
-    Parameters
-    ----------
-    grid : array_like (H, W) int
-        Unit labels ``0..n_states-1``; negative (or masked / NaN) = missing.
-    n_states : int, optional
-        Number of unit states (default: ``max + 1``, at least 2).
-    windows : {"all", "checkerboard", "disjoint"}
-        Which windows count (see module notes).
-    parity : int or (int, int)
-        Checkerboard colour, or the block offset for ``"disjoint"``.
-
-    Returns
-    -------
-    ndarray (H - 1, W - 1) int64
-        Code at each window anchor (top-left unit); -1 where the window is not
-        selected or touches a missing unit.
-    """
-    g, n = _check_grid(grid, n_states)
-    tl, tr, bl, br = g[:-1, :-1], g[:-1, 1:], g[1:, :-1], g[1:, 1:]
-    code = ((tl * n + tr) * n + bl) * n + br
-    ok = (tl >= 0) & (tr >= 0) & (bl >= 0) & (br >= 0) & _window_mask(code.shape, windows, parity, 1)
-    return np.where(ok, code, -1)
-
-
-def level3_codes(code2, n_states: int, windows: str = "all", parity=0) -> np.ndarray:
-    """Level-3 code of every 4 x 4 block, from a level-2 code map.
-
-    Parameters
-    ----------
-    code2 : ndarray (H - 1, W - 1) int
-        Output of :func:`level2_codes` (with the same ``windows``/``parity``).
-    n_states : int
-        Number of unit states.
-    windows, parity
-        As for :func:`level2_codes`.
-
-    Returns
-    -------
-    ndarray (H - 3, W - 3) int64
-        Code at each anchor; -1 where not selected or incomplete.
-    """
-    c = np.asarray(code2, dtype=np.int64)
-    if c.shape[0] < 3 or c.shape[1] < 3:
-        return np.full((max(c.shape[0] - 2, 0), max(c.shape[1] - 2, 0)), -1, np.int64)
-    b = n_states**4
-    tl, tr, bl, br = c[:-2, :-2], c[:-2, 2:], c[2:, :-2], c[2:, 2:]
-    code = ((tl * b + tr) * b + bl) * b + br
-    ok = (tl >= 0) & (tr >= 0) & (bl >= 0) & (br >= 0) & _window_mask(code.shape, windows, parity, 2)
-    return np.where(ok, code, -1)
-
-
-def decode(code: int, level: int, n_states: int) -> np.ndarray:
-    """Unit block of a code: (2, 2) for level 2, (4, 4) for level 3."""
-    code = int(code)
-    if level == 2:
-        digits = []
-        for _ in range(4):
-            digits.append(code % n_states)
-            code //= n_states
-        return np.array(digits[::-1], dtype=np.int64).reshape(2, 2)
-    if level == 3:
-        b = n_states**4
-        quads = []
-        for _ in range(4):
-            quads.append(code % b)
-            code //= b
-        tl, tr, bl, br = (decode(q, 2, n_states) for q in quads[::-1])
-        return np.block([[tl, tr], [bl, br]])
-    raise MotifLabError(f"level must be 2 or 3, got {level}")
-
-
-def encode(block, n_states: int) -> int:
-    """Code of a (2, 2) or (4, 4) unit block (inverse of :func:`decode`)."""
-    a = np.asarray(block, dtype=np.int64)
-    if a.shape == (2, 2):
-        tl, tr, bl, br = (int(x) for x in a.ravel())
-        return ((tl * n_states + tr) * n_states + bl) * n_states + br
-    if a.shape == (4, 4):
-        b = n_states**4
-        q = [encode(a[r : r + 2, c : c + 2], n_states) for r in (0, 2) for c in (0, 2)]
-        return ((q[0] * b + q[1]) * b + q[2]) * b + q[3]
-    raise MotifLabError(f"block must be 2x2 or 4x4, got shape {a.shape}")
-
-
-def _canonical_rotation(codes: np.ndarray, level: int, n: int) -> np.ndarray:
-    """Smallest code over the four 90-degree rotations of each block."""
-    out = np.empty_like(codes)
-    cache: dict = {}
-    for k, c in enumerate(codes.tolist()):
-        if c not in cache:
-            blk = decode(c, level, n)
-            cache[c] = min(encode(np.rot90(blk, r), n) for r in range(4))
-        out[k] = cache[c]
-    return out
 
 
 # --------------------------------------------------------------------------- statistics
@@ -355,7 +198,7 @@ def _level_stats(code_map: np.ndarray, level: int, n: int, merge_rotations: bool
     v = code_map[code_map >= 0]
     if merge_rotations and len(v):
         uniq, inv = np.unique(v, return_inverse=True)
-        v = _canonical_rotation(uniq, level, n)[inv.reshape(-1)]
+        v = canonical_rotation(uniq, level, n)[inv.reshape(-1)]
     codes, counts = np.unique(v, return_counts=True)
     order = np.lexsort((codes, -counts))
     codes, counts = codes[order], counts[order]
@@ -428,7 +271,7 @@ class SquareAssembly:
         ok = cmap >= 0
         if ok.any():
             uniq, inv = np.unique(cmap[ok], return_inverse=True)
-            out[ok] = _canonical_rotation(uniq, level, self.n_states)[inv.reshape(-1)]
+            out[ok] = canonical_rotation(uniq, level, self.n_states)[inv.reshape(-1)]
         return out
 
     def to_dict(self) -> dict:
@@ -466,7 +309,7 @@ def square_motifs(grid, n_states=None, *, windows: str = "all", parity=0, merge_
         Non-integer labels, labels >= n_states, grid smaller than 2 x 2, or no
         complete window.
     """
-    g, n = _check_grid(grid, n_states)
+    g, n = check_grid(grid, n_states)
     if windows == "checkerboard" and parity not in (0, 1):
         raise MotifLabError(f"checkerboard parity must be 0 or 1, got {parity!r}")
     c2 = level2_codes(g, n, windows, parity)
@@ -509,7 +352,7 @@ def entropy_null(grid, n_states=None, *, windows: str = "all", parity=0, merge_r
     dict
         ``{2: {"mean", "std", "samples"}, 3: {...}}`` of the plug-in entropy (bits).
     """
-    g, n = _check_grid(grid, n_states)
+    g, n = check_grid(grid, n_states)
     valid = g >= 0
     if isinstance(unit_probs, str):
         if unit_probs == "uniform":
@@ -535,143 +378,3 @@ def entropy_null(grid, n_states=None, *, windows: str = "all", parity=0, merge_r
         out[3].append(a.level3.entropy_bits)
     return {k: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)), "samples": np.array(v)}
             for k, v in out.items()}
-
-
-# --------------------------------------------------------------------------- from positions
-
-
-@dataclass
-class UnitGrid:
-    """Units placed on an integer grid.
-
-    Attributes
-    ----------
-    grid : ndarray (H, W) int
-        State of each grid node (index into ``states``); -1 = no unit / ignored.
-    states : list
-        Label of each state.
-    index : ndarray (N, 2) int
-        Grid node of every input unit (``-1, -1`` if dropped as a duplicate).
-    positions : ndarray (H, W, 2) float
-        Position of the unit at each node (NaN where empty).
-    lattice : Lattice
-        Lattice used to index the units.
-    n_duplicates : int
-        Units dropped because another unit was closer to the same node.
-    """
-
-    grid: np.ndarray
-    states: list
-    index: np.ndarray
-    positions: np.ndarray
-    lattice: Lattice
-    n_duplicates: int = 0
-
-
-def label_grid(positions, labels, lattice: Lattice | None = None, *, subdivide=(1, 1), states=None,
-               ignore=()) -> UnitGrid:
-    """Put labelled units (e.g. pentagon centres) on an integer grid.
-
-    Parameters
-    ----------
-    positions : array_like (N, 2)
-        Unit centres ``(row, col)`` in pixels.
-    labels : array_like (N,)
-        Unit labels (e.g. "empty" / "filled").
-    lattice : Lattice, optional
-        Translation lattice of the units (found when omitted). For a
-        snub-square / Cairo arrangement the translation cell holds 2 x 2 units:
-        pass ``subdivide=(2, 2)``.
-    subdivide : (int, int)
-        Grid nodes per lattice vector along ``u`` and ``v``.
-    states : sequence, optional
-        Labels in state order (state k = ``states[k]``); default sorted labels
-        (minus ``ignore``).
-    ignore : sequence
-        Labels whose units count as missing (-1), e.g. the paper's V-centred
-        pentagons.
-
-    Returns
-    -------
-    UnitGrid
-    """
-    p = check_positions(
-        positions, min_n=4, why="Too few units to place on a grid (or to find their lattice); use a larger field of view."
-    )
-    lab = np.asarray(labels)
-    if lab.shape != (len(p),):
-        raise MotifLabError(
-            f"labels and positions have different lengths ({lab.shape[0] if lab.ndim else 0} vs {len(p)}); "
-            "give one label per unit"
-        )
-    si, sj = (int(x) for x in subdivide)
-    if si < 1 or sj < 1:
-        raise MotifLabError(f"subdivide must be positive integers, got {subdivide!r}")
-    if lattice is None:
-        lattice = find_lattice(p)
-    frac = lattice.to_fractional(p)
-    ref = lattice.basis[0] if len(lattice.basis) else np.zeros(2)
-    q = (frac - ref) * np.array([si, sj])
-    g = np.rint(q).astype(np.int64)
-    err = np.hypot(*(q - g).T)
-    g -= g.min(axis=0)
-    shape = tuple(int(x) + 1 for x in g.max(axis=0))
-    if shape[0] * shape[1] > 20_000_000:
-        raise MotifLabError(f"grid of {shape} nodes is implausibly large; check the lattice and subdivide")
-    ign = set(ignore or ())
-    if states is None:
-        states = sorted({x.item() if hasattr(x, "item") else x for x in lab} - ign, key=str)
-    states = list(states)
-    smap = {s: k for k, s in enumerate(states)}
-    code = np.array([smap.get(x.item() if hasattr(x, "item") else x, -1) for x in lab], dtype=np.int64)
-    unknown = [x for x in set(lab.tolist()) if x not in smap and x not in ign]
-    if unknown:
-        raise MotifLabError(f"labels {sorted(map(str, unknown))} are neither in states nor in ignore")
-    grid = np.full(shape, -1, np.int64)
-    best = np.full(shape, np.inf)
-    posg = np.full(shape + (2,), np.nan)
-    order = np.argsort(err, kind="stable")  # closest first wins each node
-    index = np.full((len(p), 2), -1, np.int64)
-    dup = 0
-    for k in order:
-        a, b = g[k]
-        if np.isfinite(best[a, b]):
-            dup += 1
-            continue
-        best[a, b] = err[k]
-        grid[a, b] = code[k]
-        posg[a, b] = p[k]
-        index[k] = (a, b)
-    return UnitGrid(grid=grid, states=states, index=index, positions=posg, lattice=lattice, n_duplicates=dup)
-
-
-def checkerboard_parity(positions_grid) -> int:
-    """Checkerboard colour whose 2 x 2 plaquettes are closest to squares.
-
-    In a snub-square arrangement (centres of a Cairo pentagon tiling) one
-    colour of plaquettes are true squares (equal diagonals) and the other are
-    pairs of triangles (unequal diagonals); the squares are the paper's
-    level-2 motifs.
-
-    Parameters
-    ----------
-    positions_grid : ndarray (H, W, 2)
-        Unit positions per grid node (NaN where empty), e.g. ``UnitGrid.positions``.
-
-    Returns
-    -------
-    int
-        0 or 1.
-    """
-    pg = np.asarray(positions_grid, dtype=float)
-    if pg.ndim != 3 or pg.shape[2] != 2 or pg.shape[0] < 2 or pg.shape[1] < 2:
-        raise MotifLabError("positions_grid must have shape (H, W, 2) with H, W >= 2")
-    d1 = np.hypot(*(pg[1:, 1:] - pg[:-1, :-1]).transpose(2, 0, 1))
-    d2 = np.hypot(*(pg[1:, :-1] - pg[:-1, 1:]).transpose(2, 0, 1))
-    asym = np.abs(d1 - d2) / (d1 + d2)
-    ii, jj = np.indices(asym.shape)
-    score = []
-    for par in (0, 1):
-        m = ((ii + jj) % 2 == par) & np.isfinite(asym)
-        score.append(np.mean(asym[m]) if m.any() else np.inf)
-    return int(np.argmin(score))

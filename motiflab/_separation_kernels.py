@@ -1,4 +1,4 @@
-"""numba kernels of the motif separation tests (:mod:`motiflab.separation`).
+"""numba kernels of the separation tests' mixture fits (:mod:`motiflab.column_counts`).
 
 Expectation-maximisation of 1-D two-component Gaussian mixtures on binned
 data (bin centres ``x``, counts ``c``): a few microseconds per iteration for

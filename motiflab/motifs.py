@@ -136,7 +136,7 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
         frac = max_points / n
         min_cluster_size = max(5, int(round(min_cluster_size * frac)))
         min_samples = max(1, min(int(min_samples), min_cluster_size))
-    hdb = _hdbscan(n if sub is None else len(sub), min_cluster_size, int(min_samples),
+    hdb = hdbscan_estimator(n if sub is None else len(sub), min_cluster_size, int(min_samples),
                    float(cluster_selection_epsilon))
     if sub is None:
         labels = hdb.fit_predict(Y)
@@ -148,8 +148,8 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
     return _relabel_by_size(labels)
 
 
-def _hdbscan(n, min_cluster_size, min_samples, cluster_selection_epsilon):
-    """The HDBSCAN* estimator for ``n`` points (see :data:`SKLEARN_MAX_POINTS`).
+def hdbscan_estimator(n, min_cluster_size, min_samples, cluster_selection_epsilon):
+    """The HDBSCAN* estimator for ``n`` points (see :data:`SKLEARN_MAX_POINTS`): scikit-learn's or fast_hdbscan's.
 
     ``min_samples`` counts the point itself (scikit-learn's convention, used by
     our defaults and tests); fast_hdbscan counts neighbours only, hence its -1.

@@ -19,7 +19,8 @@ of the noise instead: the patches are variance-stabilised
   column's score. Each column's direction leaves the column itself out of its
   group's mean, so a group of five is not separated by its own noise. Two
   groups with ``d' < min_separation`` cannot be told apart column by column:
-  they are one motif (:func:`merge_indistinguishable`).
+  they are one motif (:func:`merge_indistinguishable`). The test itself lives
+  in :mod:`motiflab.discriminant`.
 * **A hidden group** (:func:`split_hidden`): within a motif, each atom column
   its class average shows (the centre and the neighbours) gives every member a
   count (a matched filter at that column). If one column's counts, or the
@@ -28,7 +29,8 @@ of the noise instead: the patches are variance-stabilised
   in the other), fall into two groups (two Gaussians, or a robust main body and a group beyond it)
   much more likely than into one (Bayesian information criterion), and the
   two groups' patches are at least ``min_separation`` apart by the same test
-  that merges, the motif is split. This is how a single-Se column (22 ± 4
+  that merges, the motif is split (the counts and the mixture fits live in
+  :mod:`motiflab.column_counts`). This is how a single-Se column (22 ± 4
   counts in a 4-px disc at one count per Mo peak) is told from a full one
   (52 ± 7) where the layout alone lumps them.
 
@@ -44,7 +46,11 @@ smallest between true classes the counts distinguish (≥ 2.7); see
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from .column_counts import (column_counts, column_sites, count_histogram, fit_tail_group, fit_two_gaussians,
+                            looks_mixed, principal_combination)
+from .discriminant import (centre_window, group_indicator, leave_one_out_coefficients, pixel_weights, separation,
+                           separation_of_split, weighted_squares)
 
 __all__ = ["MIN_SEPARATION", "centre_window", "pixel_weights", "separation", "neighbour_table", "segregation",
            "merge_indistinguishable", "column_sites", "split_hidden", "refine_motifs"]
@@ -55,102 +61,6 @@ MIN_SEPARATION = 2.5
 #: A split needs the two-group description of the counts to beat the one-group one by
 #: this much in BIC ("very strong" evidence on Kass & Raftery's scale).
 MIN_BIC_GAIN = 10.0
-
-#: rows per block when a pass over all patches needs a temporary
-_BLOCK = 8192
-
-
-def centre_window(patch_size: int, spacing: float) -> np.ndarray:
-    """The part of a patch the separation test looks at: a disc through the nearest neighbours.
-
-    1 out to one nearest-neighbour distance, with a one-pixel soft edge, 0
-    beyond (the second shell, whose environment belongs to other motifs). The
-    tails of second-shell columns still reach in: at a good dose (~200
-    counts per column, columns located to a tenth of a pixel) a disc of 1.15
-    spacings let a missing atom 1.7 spacings away split MoSe₂'s Se₂ host
-    motif by the direction of that atom (d' 2.7-2.9, ARI against the truth
-    0.96 -> 0.74 at 2048²); through the nearest neighbours' centres, the host
-    stays one motif.
-
-    Parameters
-    ----------
-    patch_size : int
-    spacing : float
-        Nearest-neighbour distance in px.
-
-    Returns
-    -------
-    ndarray (P, P) float64
-    """
-    P = int(patch_size)
-    c = (P - 1) / 2.0
-    yy, xx = np.mgrid[0:P, 0:P]
-    return np.clip(spacing + 0.5 - np.hypot(yy - c, xx - c), 0.0, 1.0)
-
-
-def _onehot(labels, k):
-    """Dense (k, N) float32 indicator of the labels (-1 rows stay empty): group sums by BLAS."""
-    oh = np.zeros((k, len(labels)), np.float32)
-    ok = labels >= 0
-    oh[labels[ok], np.flatnonzero(ok)] = 1.0
-    return oh
-
-
-def _weighted_squares(X, q):
-    """``(X * X) @ q`` row by row, in blocks (no N x D temporary)."""
-    out = np.empty(len(X), np.float64)
-    q32 = np.asarray(q, np.float32)
-    for a in range(0, len(X), _BLOCK):
-        b = np.asarray(X[a:a + _BLOCK], np.float32)
-        out[a:a + _BLOCK] = (b * b) @ q32
-    return out
-
-
-def pixel_weights(labels, X, window) -> np.ndarray:
-    """Weights of the separation test: the window over each pixel's variance within the motifs.
-
-    A diagonal discriminant: a pixel counts in proportion to how quiet it is
-    among the columns of one motif. The centre of a dim column, where a
-    missing atom shows, is the quietest part of its patch and weighs most;
-    the flanks of bright columns, where sub-pixel position jitter moves steep
-    intensity, weigh least. (A fixed centre emphasis instead halved the
-    separation of motifs that differ at a neighbour: 3.6 against 6.0 for two
-    W sites missing different S atoms.)
-
-    Parameters
-    ----------
-    labels : ndarray (N,) int
-        Current motifs (-1 unassigned, ignored).
-    X : ndarray (N, D)
-        Variance-stabilised, flattened patches.
-    window : ndarray (D,)
-        :func:`centre_window`, flattened.
-
-    Returns
-    -------
-    ndarray (D,) float64
-    """
-    labels = np.asarray(labels)
-    ok = labels >= 0
-    k = int(labels.max()) + 1 if ok.any() else 0
-    w = np.asarray(window, np.float64).ravel()
-    if k == 0 or ok.sum() <= k:
-        return w
-    oh = _onehot(labels, k)
-    counts = oh.sum(1, dtype=np.float64)
-    means = (oh @ np.asarray(X, np.float32)).astype(np.float64) / np.maximum(counts, 1)[:, None]
-    # deviations from each member's own motif mean, in float64 blocks (sums of squares
-    # minus squared sums lose the variance to rounding where the mean is large)
-    sq = np.zeros(X.shape[1])
-    rows = np.flatnonzero(ok)
-    m32 = means.astype(np.float32)
-    for a in range(0, len(rows), _BLOCK):
-        r = rows[a:a + _BLOCK]
-        d = np.asarray(X[r], np.float32) - m32[labels[r]]
-        sq += np.einsum("ij,ij->j", d, d, dtype=np.float64)
-    var = sq / max(int(ok.sum()) - k, 1)
-    med = float(np.median(var[w > 0])) if np.any(w > 0) else float(np.median(var))
-    return w / np.maximum(var, 1e-3 * max(med, 1e-300))
 
 
 def neighbour_table(positions, k=12):
@@ -215,81 +125,6 @@ def _margin(na, nb) -> float:
     return float(np.sqrt(1.0 / max(na, 1) + 1.0 / max(nb, 1)))
 
 
-def _dprime(sa, sb):
-    na, nb = len(sa), len(sb)
-    if na < 2 or nb < 2:
-        return 0.0
-    pooled = np.sqrt(((na - 1) * sa.var(ddof=1) + (nb - 1) * sb.var(ddof=1)) / max(na + nb - 2, 1))
-    if not pooled > 0:
-        return np.inf if sa.mean() != sb.mean() else 0.0
-    return float(abs(sa.mean() - sb.mean()) / pooled)
-
-
-def _loo_dprime(Ga_a, Ga_b, st_a, Gb_a, Gb_b, st_b):
-    """Leave-one-out discriminant separation of groups a and b.
-
-    ``Gx_y``: the members of group x against group y's weighted mean
-    (``x_i · (q ⊙ m_y)``); ``st_x``: their ``x_i · (q ⊙ x_i)``. A member's
-    score is its nearest-mean discriminant with itself left out of its own
-    mean, ``(x_i − c) · q ⊙ d`` with ``d`` the difference of the two means
-    and ``c`` their midpoint, so it needs no pass over the patches. Centring
-    on the midpoint keeps the score translation-invariant: without it, the
-    bright common part of the patches leaks into a small group's scores
-    through the left-out member (a spread ~|mean| / n instead of ~|d|).
-    """
-    na, nb = len(Ga_a), len(Gb_b)
-    if na < 2 or nb < 2:
-        return 0.0
-    maa, mbb = Ga_a.mean(), Gb_b.mean()  # m_a · q m_a and m_b · q m_b
-    ca, cb = _loo_coefficients(na), _loo_coefficients(nb)
-    sa = ca[0] * Ga_a - ca[1] * st_a - Ga_b - 0.5 * (na**2 * maa / (na - 1) ** 2 - mbb)
-    sb = Gb_a - cb[0] * Gb_b + cb[1] * st_b - 0.5 * (maa - nb**2 * mbb / (nb - 1) ** 2)
-    return _dprime(sa, sb)
-
-
-def _loo_coefficients(n):
-    """Coefficients of ``x·q m_own`` and ``x·q x`` in a member's centred leave-one-out score (see _loo_dprime)."""
-    return n / (n - 1) + n / (n - 1) ** 2, 1.0 / (n - 1) + 0.5 / (n - 1) ** 2
-
-
-def _separation_in(X, in_b, q, st):
-    """:func:`separation` of the rows of ``X`` outside / inside the mask ``in_b`` (no copies of X)."""
-    in_a = ~in_b
-    na, nb = int(in_a.sum()), int(in_b.sum())
-    if na < 2 or nb < 2:
-        return 0.0
-    q32 = np.asarray(q, np.float32)
-    ma = (in_a.astype(np.float32) @ X) / na
-    mb = (in_b.astype(np.float32) @ X) / nb
-    Ga = (X @ (q32 * ma)).astype(np.float64)
-    Gb = (X @ (q32 * mb)).astype(np.float64)
-    return _loo_dprime(Ga[in_a], Gb[in_a], st[in_a], Ga[in_b], Gb[in_b], st[in_b])
-
-
-def separation(Xa, Xb, weights=None) -> float:
-    """Separation ``d'`` of two groups of (variance-stabilised, flattened) patches.
-
-    Parameters
-    ----------
-    Xa, Xb : ndarray (n_a, D), (n_b, D)
-        Patches of the two groups, in noise units.
-    weights : ndarray (D,), optional
-        Per-pixel weights (:func:`pixel_weights`); default 1.
-
-    Returns
-    -------
-    float
-        Difference of the groups' mean leave-one-out discriminant scores in
-        units of one column's score spread; 0 when a group has fewer than 2
-        members.
-    """
-    X = np.vstack([np.asarray(Xa, np.float32), np.asarray(Xb, np.float32)])
-    q = np.ones(X.shape[1]) if weights is None else np.asarray(weights, np.float64).ravel()
-    in_b = np.zeros(len(X), bool)
-    in_b[len(Xa):] = True
-    return _separation_in(X, in_b, q, _weighted_squares(X, q))
-
-
 def merge_indistinguishable(labels, X, weights, min_separation=MIN_SEPARATION, positions=None, *,
                             squares=None, neighbours=None):
     """Merge motifs, closest first, until every pair is at least ``min_separation`` apart.
@@ -323,13 +158,13 @@ def merge_indistinguishable(labels, X, weights, min_separation=MIN_SEPARATION, p
         return labels
     X = np.asarray(X, np.float32)
     q32 = np.asarray(weights, np.float32).ravel()
-    oh = _onehot(labels, k)
+    oh = group_indicator(labels, k)
     n = oh.sum(1, dtype=np.float64)
     means = (oh @ X) / np.maximum(n, 1)[:, None].astype(np.float32)
     # every member's product with every group's weighted mean, in one matrix product; a
     # merged group's column is the count-weighted mean of the two (the product is linear)
     G = (X @ (means * q32).T).astype(np.float64)
-    st = _weighted_squares(X, q32) if squares is None else np.asarray(squares, np.float64)
+    st = weighted_squares(X, q32) if squares is None else np.asarray(squares, np.float64)
     # per group g, the sums over its members of G, G Gᵀ, st, st² and st G: every pair's
     # leave-one-out scores have their mean and variance in these, and merging two groups
     # only adds and mixes them, so no pass over the members is needed after this one
@@ -376,8 +211,8 @@ def merge_indistinguishable(labels, X, weights, min_separation=MIN_SEPARATION, p
     def dprime_row(a, bs):
         """Separation of group ``a`` from each group in ``bs`` (vectorised over ``bs``)."""
         na, nb = n[a], n[bs]
-        aa, ba = _loo_coefficients(na)
-        ab, bb = _loo_coefficients(nb)
+        aa, ba = leave_one_out_coefficients(na)
+        ab, bb = leave_one_out_coefficients(nb)
         # group a's members: s = aa G_a - ba st - G_b + const; group b's: s = G_a - ab G_b + bb st + const
         m_a = (aa * S1[a, a] - ba * T1[a] - S1[a, bs]) / na
         e2_a = (aa**2 * S2[a, a, a] + ba**2 * T2[a] + S2[a, bs, bs]
@@ -446,172 +281,6 @@ def merge_indistinguishable(labels, X, weights, min_separation=MIN_SEPARATION, p
     return labels
 
 
-def column_sites(mean_patch, spacing, sigma):
-    """Atom columns a class average shows: its centre and its peaks within 1.2 spacings.
-
-    Parameters
-    ----------
-    mean_patch : ndarray (P, P)
-    spacing : float
-        Nearest-neighbour distance in px.
-    sigma : float
-        Gaussian width of a column in px.
-
-    Returns
-    -------
-    ndarray (K, 2)
-        (row, col) in patch pixels; row 0 is the centre.
-    """
-    P = mean_patch.shape[0]
-    c = (P - 1) / 2.0
-    sm = ndimage.gaussian_filter(np.asarray(mean_patch, np.float64), max(0.5, 0.5 * sigma))
-    size = max(3, int(round(0.6 * spacing)) | 1)
-    yy, xx = np.mgrid[0:P, 0:P]
-    r = np.hypot(yy - c, xx - c)
-    peak = (sm == ndimage.maximum_filter(sm, size=size, mode="nearest")) & (r <= 1.2 * spacing) & (r > 0.4 * spacing)
-    # only peaks that stand out: above the patch's median level
-    peak &= sm > np.median(sm)
-    pts = np.argwhere(peak).astype(np.float64)
-    return np.vstack([[c, c], pts])
-
-
-# --------------------------------------------------------------------------- 1-D mixtures
-# The counts of one column over a motif's members are binned (256 bins) and the
-# mixtures fitted to the histogram: the cost no longer grows with the number of
-# columns (a motif of 17 000 columns took 35 ms per fit unbinned).
-
-_BINS = 256
-
-
-def _histogram(v):
-    lo, hi = float(v.min()), float(v.max())
-    if not hi > lo:
-        return None
-    counts, edges = np.histogram(v, bins=_BINS, range=(lo, hi))
-    keep = counts > 0
-    return 0.5 * (edges[1:] + edges[:-1])[keep], counts[keep].astype(np.float64)
-
-
-def _log_normal(x, mu, var):
-    return -0.5 * np.log(2 * np.pi * var) - 0.5 * (x - mu) ** 2 / var
-
-
-def _gmm2(v, n_iter=60, h=None, min_gain=-np.inf):
-    """Two free Gaussians, by EM from a low-tail and a high-tail start.
-
-    ``h``: :func:`_histogram` of ``v``, when the caller has it. Returns (BIC gain
-    over one Gaussian, mask of the smaller group) or (-inf, None); the mask is
-    None for a gain below ``min_gain`` (not worth a pass over ``v``).
-    """
-    from . import _separation_kernels as _k
-
-    n = len(v)
-    sd0 = float(v.std())
-    h = _histogram(v) if h is None else h
-    if h is None or not sd0 > 0:
-        return -np.inf, None
-    x, c = h
-    ll1 = -0.5 * n * (np.log(2 * np.pi * sd0**2) + 1.0)
-    best = (-np.inf, None)
-    for q, cut in zip((0.1, 0.9), np.quantile(v, (0.1, 0.9))):
-        r1 = ((x > cut) if q < 0.5 else (x < cut)).astype(np.float64)
-        ok, lw0, mu0, var0, lw1, mu1, var1 = _k.em_free(x, c, r1, (1e-3 * sd0) ** 2, n_iter, 1e-4)
-        if not ok:
-            continue
-        gain = 2.0 * (_k.mixture_ll(x, c, lw0, mu0, var0, lw1, mu1, var1) - ll1) - 3.0 * np.log(n)
-        if gain > best[0]:
-            if gain < min_gain:
-                best = (gain, None)
-                continue
-            p0, p1 = lw0 + _log_normal(v, mu0, var0), lw1 + _log_normal(v, mu1, var1)
-            best = (gain, p1 > p0 if lw1 < lw0 else p0 > p1)
-    return best
-
-
-def _tail_group(v, n_iter=60, h=None, min_gain=-np.inf):
-    """A small group beyond the main body of ``v``: the main body fixed at the median and MAD.
-
-    Real images give the counts of one motif a heavier tail than noise alone
-    (thickness, contamination, a sublattice of substituted columns), which a
-    free two-Gaussian fit spends its second component on; with the main body
-    held at its robust centre and spread, the second component can only take
-    what the main body leaves over. Tried on each side; returns (BIC gain over
-    one Gaussian, mask of the group) for the better side, or (-inf, None); as
-    :func:`_gmm2` for a gain below ``min_gain``.
-    """
-    from . import _separation_kernels as _k
-
-    n = len(v)
-    med = float(np.median(v))
-    s = 1.4826 * float(np.median(np.abs(v - med)))
-    sd0 = float(v.std())
-    h = _histogram(v) if h is None else h
-    if h is None or not (s > 0 and sd0 > 0):
-        return -np.inf, None
-    x, c = h
-    ll1 = -0.5 * n * (np.log(2 * np.pi * sd0**2) + 1.0)
-    best = (-np.inf, None)
-    for side in (1.0, -1.0):
-        grp = side * (v - med) / s > 3.0
-        if grp.sum() < 2:
-            continue
-        mu, var, pi = _k.em_tail(x, c, med, s, float(v[grp].mean()), max(float(v[grp].var()), (0.1 * s) ** 2),
-                                 float(grp.mean()), n_iter, 1e-4)
-        gain = 2.0 * (_k.mixture_ll(x, c, np.log1p(-pi), med, s * s, np.log(pi), mu, var) - ll1) - 3.0 * np.log(n)
-        if gain < min_gain:
-            if gain > best[0]:
-                best = (gain, None)
-            continue
-        group = np.log(pi) + _log_normal(v, mu, var) > np.log1p(-pi) + _log_normal(v, med, s * s)
-        if gain > best[0] and group.any():
-            best = (gain, group)
-    return best
-
-
-def _looks_mixed(V) -> np.ndarray:
-    """For each column of ``V``, whether it departs from one Gaussian at all (Jarque-Bera > 6).
-
-    Two groups that a mixture could tell apart with strong evidence also skew
-    or flatten the distribution; columns that pass this (most of a motif's)
-    are not worth fitting.
-    """
-    n = len(V)
-    if n < 8:
-        return np.zeros(V.shape[1], bool)
-    sd = V.std(0)
-    z = (V - V.mean(0)) / np.where(sd > 0, sd, 1.0)
-    z2 = z * z
-    skew = (z2 * z).mean(0)
-    kurt = (z2 * z2).mean(0) - 3.0
-    return (sd > 0) & (n / 6.0 * (skew**2 + 0.25 * kurt**2) > 6.0)
-
-
-def _column_counts(Xc, P, spacing, sigma, yy, xx):
-    """Each member's count (a matched filter) at every atom column of the class average."""
-    sites = column_sites(Xc.mean(0, dtype=np.float64).reshape(P, P), spacing, sigma)
-    G = np.exp(-0.5 * ((yy[None] - sites[:, 0, None, None]) ** 2 + (xx[None] - sites[:, 1, None, None]) ** 2)
-               / sigma**2).reshape(len(sites), -1)
-    G /= np.sqrt((G**2).sum(1, keepdims=True))
-    return (Xc @ G.T.astype(np.float32)).astype(np.float64)
-
-
-def _principal_combination(counts) -> np.ndarray:
-    """The counts at each column, plus their first principal component as one more column.
-
-    Two sublattices that the layout lumps (an ABF perovskite at ~1 count:
-    cation-centred and O-centred patches have their columns at the same
-    places) differ at the centre and, the other way round, at every
-    neighbour; each column alone separates them by a d' of ~2, too little
-    for a clear two-group fit, while the combination that carries most of
-    the variance adds the differences up.
-    """
-    if counts.shape[1] < 2 or len(counts) < 3:
-        return counts
-    sd = counts.std(0)
-    z = (counts - counts.mean(0)) / np.where(sd > 0, sd, 1.0)
-    _, _, vt = np.linalg.svd(z, full_matrices=False)
-    return np.column_stack([counts, z @ vt[0]])
-
 
 def split_hidden(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPARATION, min_size=5,
                  max_motifs=64, weights=None, positions=None, *, squares=None, neighbours=None):
@@ -651,7 +320,7 @@ def split_hidden(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPAR
     P = int(patch_size)
     yy, xx = np.mgrid[0:P, 0:P]
     q = np.ones(P * P) if weights is None else np.asarray(weights, np.float64).ravel()
-    st_all = _weighted_squares(X, q) if squares is None else np.asarray(squares, np.float64)
+    st_all = weighted_squares(X, q) if squares is None else np.asarray(squares, np.float64)
     nbr = [neighbours]
 
     def neighbours_table():
@@ -667,19 +336,19 @@ def split_hidden(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPAR
         if len(idx) < 2 * min_size:
             continue
         Xc = np.asarray(X[idx], np.float32)
-        counts = _principal_combination(_column_counts(Xc, P, spacing, sigma, yy, xx))
+        counts = principal_combination(column_counts(Xc, P, spacing, sigma, yy, xx))
         best = None
-        for j in np.flatnonzero(_looks_mixed(counts)):
-            h = _histogram(counts[:, j])
-            for gain, small in (_gmm2(counts[:, j], h=h, min_gain=MIN_BIC_GAIN),
-                                _tail_group(counts[:, j], h=h, min_gain=MIN_BIC_GAIN)):
+        for j in np.flatnonzero(looks_mixed(counts)):
+            h = count_histogram(counts[:, j])
+            for gain, small in (fit_two_gaussians(counts[:, j], h=h, min_gain=MIN_BIC_GAIN),
+                                fit_tail_group(counts[:, j], h=h, min_gain=MIN_BIC_GAIN)):
                 if small is None or gain < MIN_BIC_GAIN or min(small.sum(), (~small).sum()) < min_size:
                     continue
                 if best is not None and gain <= best[0]:
                     continue
                 # a proposal from one column's counts must pass the same test that merges:
                 # the two groups' whole patches at least min_separation apart
-                d = _separation_in(Xc, small, q, st_all[idx])
+                d = separation_of_split(Xc, small, q, st_all[idx])
 
                 def segregated(small=small):
                     table = neighbours_table()
@@ -726,7 +395,7 @@ def refine_motifs(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPA
     """
     X = np.asarray(X)
     w = pixel_weights(labels, X, centre_window(patch_size, spacing).ravel())
-    squares = _weighted_squares(X, w)
+    squares = weighted_squares(X, w)
     table = neighbour_table(positions) if positions is not None else None
     labels = merge_indistinguishable(labels, X, w, min_separation, positions, squares=squares, neighbours=table)
     # relabel densely by size first: the split numbers new motifs after the existing ones

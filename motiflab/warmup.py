@@ -35,19 +35,19 @@ def _pipeline():
     # the kernels only some images reach: centre-of-mass refinement (where a Gaussian fit
     # fails), the separation tests' mixture fits (where a motif's counts look mixed), the
     # rotational average of rotation-invariant runs
+    from .column_counts import fit_tail_group, fit_two_gaussians
     from .columns import refine_positions
     from .patches import rotational_average
-    from .separation import _gmm2, _tail_group
 
     refine_positions(an.image, an.positions[:8], 9.0, method="com")
     rotational_average(an.patches.patches[:4], 6)
     counts = np.r_[np.random.default_rng(0).normal(0, 1, 500), np.random.default_rng(1).normal(6, 1, 30)]
-    _gmm2(counts)
-    _tail_group(counts)
+    fit_two_gaussians(counts)
+    fit_tail_group(counts)
 
 
 def _large_inputs():
-    from .motifs import SKLEARN_MAX_POINTS, _hdbscan
+    from .motifs import SKLEARN_MAX_POINTS, hdbscan_estimator
     from .neighbors import knn_graph
     from .zernike import zernike_moments
 
@@ -59,7 +59,7 @@ def _large_inputs():
     # fast_hdbscan, used above SKLEARN_MAX_POINTS layout points (the same compiled code for any size)
     centres = rng.normal(0, 20, (4, 2))
     Y = centres[rng.integers(0, 4, 600)] + rng.normal(size=(600, 2))
-    _hdbscan(SKLEARN_MAX_POINTS + 1, 10, 10, 0.0).fit_predict(Y)
+    hdbscan_estimator(SKLEARN_MAX_POINTS + 1, 10, 10, 0.0).fit_predict(Y)
 
 
 def warm_up(progress=True) -> dict:

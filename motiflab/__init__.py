@@ -70,10 +70,13 @@ _LAZY = {
     "find_lattice": "lattice",
     "build_hierarchy": "hierarchy",
     "MotifLabError": "errors",
+    "open_analysis": "analysis_file",
+    "open_result": "results",
 }
-_SUBMODULES = {"analysis", "assembly", "batch", "cli", "columns", "curation", "datasets", "errors",
-               "hierarchy", "io", "lattice", "layout", "metrics", "motifs", "neighbors", "noise", "patches",
-               "sites", "smoothing", "variation", "widgets", "zernike"}
+_SUBMODULES = {"analysis", "analysis_file", "assembly", "batch", "cli", "colors", "columns", "curation", "datasets",
+               "errors", "files", "hierarchy", "io", "lattice", "layout", "memory", "metrics", "motifs", "neighbors",
+               "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "variation", "widgets",
+               "zernike"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

@@ -23,7 +23,6 @@ Examples
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -80,6 +79,12 @@ class Analysis:
         raw, self.calibration, self.signal = as_image(data, frame=frame)
         #: the file the image was read from (None for arrays and signals); never written over
         self.source_path = str(data) if isinstance(data, (str, Path)) else None
+        #: SHA-256 of that file as it was read (provenance of every result saved from this analysis)
+        self.source_sha256 = None
+        if self.source_path is not None:
+            from .results import file_sha256
+
+            self.source_sha256 = file_sha256(self.source_path)
         self.image = validate_image(raw)
         self.progress = progress
         self._params = dict(DEFAULTS)
@@ -152,6 +157,12 @@ class Analysis:
         for s in stages:
             self._cache.pop(s, None)
         return stale
+
+    def restore_stage(self, stage, result):
+        """Cache ``result`` as the result of ``stage`` without computing it (an analysis opened from a file)."""
+        if stage not in STAGES:
+            raise MotifLabError(f"unknown stage {stage!r}; stages are {STAGES}.")
+        self._cache[stage] = result
 
     def is_cached(self, stage) -> bool:
         return stage in self._cache and not isinstance(self._cache[stage], _Failed)
@@ -279,54 +290,47 @@ class Analysis:
         return reconstruct_image(self.image.shape, self.positions, m.labels, m.class_averages)
 
     def result_arrays(self) -> dict:
-        """The arrays of the ``motiflab run`` RESULT.npz contract (plus calibration extras)."""
-        m = self.motifs
-        return dict(
-            positions=np.asarray(self.positions, dtype=np.float64),
-            labels=np.asarray(m.labels, dtype=np.int64),
-            features=np.asarray(self.features.X, dtype=np.float32),
-            embedding=np.asarray(self.layout.embedding, dtype=np.float32),
-            class_averages=np.asarray(m.class_averages, dtype=np.float32),
-            patch_size=np.int64(self.patch_size),
-            counts=np.asarray(m.counts, dtype=np.int64),
-            pixel_size=np.float64(self.calibration.scale),
-            units=np.str_(self.calibration.units),
-            n_dropped=np.int64(self.patches.n_dropped),
-            edits=np.str_(json.dumps(self.edits)),
-            quality=np.asarray(self.columns.quality[self.patches.index], dtype=np.float32),
-            detection=np.str_(json.dumps(self.detection_record())),
-        )
+        """The arrays of the ``motiflab run`` RESULT.npz contract (see :func:`motiflab.results.result_arrays`)."""
+        from .results import result_arrays
+
+        return result_arrays(self)
 
     def detection_record(self) -> dict:
         """How the columns were found: smoothing used, thresholds, lattice, noise (JSON-ready)."""
-        c = self.columns
-        nm = c.noise_model
-        return dict(
-            smoothing=c.params.get("smoothing"),
-            smoothing_params={k: (None if v is None else float(v)) for k, v in c.params.get("smoothing_params", {}).items()},
-            threshold=float(c.params.get("threshold", float("nan"))),
-            lattice=c.params.get("lattice"),
-            lattice_vectors=None if c.lattice_vectors is None else np.asarray(c.lattice_vectors).tolist(),
-            min_contrast=float(c.params.get("min_contrast", float("nan"))),
-            inverted=bool(c.inverted),
-            column_sigma_px=float(c.column_sigma),
-            repeat_px=float(c.repeat),
-            spacing_px=float(c.spacing),
-            n_candidates=int(c.n_candidates),
-            n_rejected=int(c.n_rejected),
-            n_lattice_sites=int(np.count_nonzero(c.on_lattice)),
-            noise=None if nm is None else dict(slope=float(nm.slope), intercept=float(nm.intercept),
-                                               floor=float(nm.floor), correlated=not nm.white),
-        )
+        from .results import detection_record
+
+        return detection_record(self)
+
+    def provenance(self) -> dict:
+        """Software versions, input file and its SHA-256, time (see :func:`motiflab.results.provenance`)."""
+        from .results import provenance
+
+        return provenance(self)
+
+    def table(self):
+        """One row per analysed column as a pandas DataFrame (see :func:`motiflab.results.column_table`)."""
+        from .results import column_table
+
+        return column_table(self)
 
     def save(self, path, overwrite=False) -> Path:
-        """Write the RESULT.npz of the command-line contract; never overwrites unless asked.
+        """Save the analysis; never over an existing file unless ``overwrite``, never over its input.
 
-        The write is atomic (:func:`motiflab.files.write_atomic`), and the input
-        file is never an output.
+        ``.hspy`` writes the whole analysis (image, parameters, every computed
+        stage, curation history, provenance), which
+        :func:`motiflab.open_analysis` opens again; ``.npz`` writes the RESULT
+        arrays of the command-line contract (:func:`motiflab.open_result`).
+        Every write is atomic (:func:`motiflab.files.write_atomic`).
         """
         from .files import check_writable, write_atomic
 
+        suffix = Path(path).suffix.lower()
+        if suffix == ".hspy":
+            from .analysis_file import save_analysis
+
+            return save_analysis(self, path, overwrite=overwrite)
+        if suffix != ".npz":
+            raise MotifLabError(f"save to .hspy (the whole analysis) or .npz (the RESULT arrays); got {str(path)!r}.")
         check_writable(path, overwrite, inputs=self.input_files())
         arrays = self.result_arrays()
         return write_atomic(path, lambda f: np.savez_compressed(f, **arrays), overwrite, inputs=self.input_files())
@@ -355,21 +359,9 @@ class Analysis:
 
     def summary(self) -> str:
         """A few lines describing the result, for terminals and logs."""
-        m = self.motifs
-        cal = self.calibration
-        lines = [
-            f"image {self.image.shape[0]}×{self.image.shape[1]} px"
-            + (f" ({cal.scale:.4g} {cal.units}/px)" if cal.calibrated else ""),
-            f"columns found {len(self.columns)}"
-            + (f" ({int(np.count_nonzero(self.columns.on_lattice))} on lattice sites)"
-               if self.columns.lattice_vectors is not None else "")
-            + f", {self.columns.n_rejected} candidate{'' if self.columns.n_rejected == 1 else 's'} rejected as "
-            f"background; analysed {len(self.positions)} "
-            f"(dropped at border {self.patches.n_dropped}), patch size {self.patch_size} px",
-            f"motifs {m.n_motifs}: " + ", ".join(f"#{i}: {c}" for i, c in enumerate(m.counts))
-            + (f"; unassigned {m.n_unassigned}" if m.n_unassigned else ""),
-        ]
-        return "\n".join(lines)
+        from .results import summary
+
+        return summary(self)
 
 
 def _same(a, b) -> bool:

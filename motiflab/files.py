@@ -33,6 +33,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def check_writable(path, overwrite: bool = False, inputs=()) -> Path:
     """Check that ``path`` may be written; return it as a :class:`~pathlib.Path`.
 
@@ -79,7 +87,7 @@ def check_writable(path, overwrite: bool = False, inputs=()) -> Path:
     return p
 
 
-def write_atomic(path, write, overwrite: bool = False, inputs=(), binary: bool = True) -> Path:
+def write_atomic(path, write, overwrite: bool = False, inputs=(), binary: bool = True, by_name: bool = False) -> Path:
     """Write a file atomically: ``write(f)`` fills a private temporary file, which then replaces ``path``.
 
     Parameters
@@ -88,7 +96,9 @@ def write_atomic(path, write, overwrite: bool = False, inputs=(), binary: bool =
         The target.
     write : callable
         ``write(fileobj)``; the file object is opened ``"wb"`` (or ``"w"``,
-        UTF-8, when ``binary`` is false).
+        UTF-8, when ``binary`` is false). With ``by_name``, ``write(tmp_path)``
+        instead, for writers that take a file name (HyperSpy): the temporary
+        name ends with the target's extension, so they pick the same format.
     overwrite, inputs
         As in :func:`check_writable`, which runs first.
     binary : bool
@@ -101,12 +111,17 @@ def write_atomic(path, write, overwrite: bool = False, inputs=(), binary: bool =
     parent = p.parent if str(p.parent) else Path(".")
     # mkstemp creates the file with O_CREAT | O_EXCL and mode 0600: a unique name nobody else
     # holds, and never an existing file or a symlink
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:64]}.", suffix=".part", dir=parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:64]}.", suffix=".part" + p.suffix[:16], dir=parent)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        if by_name:
+            os.close(fd)
+            write(tmp)
+            _fsync_path(tmp)
+        else:
+            with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
         # a new file gets the permissions the user's umask gives (mkstemp made it private)
         umask = os.umask(0)
         os.umask(umask)
@@ -121,11 +136,7 @@ def write_atomic(path, write, overwrite: bool = False, inputs=(), binary: bool =
             pass
         raise
     try:  # make the rename itself durable
-        dfd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _fsync_path(parent)
     except OSError:
         pass
     return p

@@ -105,6 +105,12 @@ def load(source, frame=None, lazy=False):
             raise InputFileError(f"no such file: {str(path)!r}. Check the path (relative to {os.getcwd()!r}).")
         if path.is_dir():
             raise InputFileError(f"{str(path)!r} is a folder; give the image file inside it.")
+        if not path.is_file():  # a FIFO or a device would block the reader, or never end
+            raise InputFileError(f"{str(path)!r} is not a regular file (a pipe or a device?); save the image to a "
+                                 "file and give that.")
+        if path.suffix.lower() == ".npz":
+            raise InputFileError(f"{str(path)!r} is a .npz archive, not an image: a motiflab RESULT.npz opens with "
+                                 "motiflab.open_result(path); an image saved by NumPy as .npy loads here.")
         try:
             if path.suffix.lower() == ".npy":
                 sig = Signal2D(np.load(path, allow_pickle=False))

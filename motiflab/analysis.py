@@ -357,6 +357,12 @@ class Analysis:
 
         return class_averages_signal(self.motifs.class_averages, self.calibration)
 
+    def to_atomap(self, motif=None):
+        """Motifs as Atomap sublattices (one motif: ``Sublattice``; all: ``Atom_Lattice``); see :func:`motiflab.io.to_atomap`."""
+        from .io import to_atomap
+
+        return to_atomap(self.image, self.positions, self.motifs.labels, motif, self.calibration)
+
     def summary(self) -> str:
         """A few lines describing the result, for terminals and logs."""
         from .results import summary

@@ -86,7 +86,8 @@ def _check_outputs(paths, overwrite, inputs=()):
 def cmd_run(args) -> int:
     from .analysis import Analysis
 
-    _check_outputs([args.out, args.hierarchy, args.report], args.overwrite, inputs=[args.image])  # fail before the work
+    _check_outputs([args.out, args.hierarchy, args.report, args.table], args.overwrite,
+                   inputs=[args.image])  # fail before the work
     t0 = time.perf_counter()
     an = Analysis(_source(args.image), frame=args.frame, progress=not args.quiet, **_params(args))
     an.run()
@@ -97,10 +98,15 @@ def cmd_run(args) -> int:
         from .widgets.report import write_report
 
         write_report(an, args.report, overwrite=args.overwrite)
+    if args.table:
+        from .files import write_atomic
+
+        table = an.table()
+        write_atomic(args.table, lambda f: table.to_csv(f), args.overwrite, inputs=an.input_files(), binary=False)
     if not args.quiet:
         print(an.summary())
-        print(f"wrote {args.out}" + (f", {args.hierarchy}" if args.hierarchy else "")
-              + (f", {args.report}" if args.report else "") + f" in {time.perf_counter() - t0:.1f} s")
+        written = [p for p in (args.out, args.hierarchy, args.report, args.table) if p]
+        print(f"wrote {', '.join(written)} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -156,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="RESULT.npz to write")
     r.add_argument("--hierarchy", default=None, help="also write the motif-cell hierarchy as JSON")
     r.add_argument("--report", default=None, help="also write a self-contained HTML report")
+    r.add_argument("--table", default=None, help="also write one row per column as CSV (x, y in the image's units, "
+                                                "motif, quality, intensity, nearest-neighbour distance, motif-cell)")
     _add_analysis_args(r)
     r.set_defaults(func=cmd_run)
 

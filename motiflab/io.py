@@ -22,7 +22,7 @@ from .colors import label_colors, motif_colors  # noqa: F401  (motif_colors re-e
 from .files import check_writable  # noqa: F401  (re-exported: its home was here)
 
 __all__ = ["Calibration", "load", "as_image", "to_signal", "to_markers", "label_map_signal",
-           "class_averages_signal", "check_writable"]
+           "class_averages_signal", "check_writable", "to_atomap"]
 
 # length units HyperSpy files use, converted to nanometres
 _TO_NM = {
@@ -256,3 +256,57 @@ def class_averages_signal(class_averages, calibration: Calibration | None = None
     s = to_signal(np.asarray(class_averages), calibration, title="motif class averages")
     s.axes_manager.navigation_axes[0].name = "motif"
     return s
+
+
+def to_atomap(image, positions, labels, motif=None, calibration: Calibration | None = None):
+    """Motifs as Atomap sublattices, to go on to strain, polarisation or distance maps in Atomap.
+
+    Atomap is an optional integration (``pip install atomap``), imported only here.
+
+    Parameters
+    ----------
+    image : (H, W) array
+        The micrograph the positions were found on.
+    positions : (N, 2) array
+        Column positions, (row, col) pixels.
+    labels : (N,) int
+        Motif of each column (−1 unassigned, never exported).
+    motif : int, optional
+        Export only this motif, as one ``Sublattice``. Default: every motif, as
+        an ``Atom_Lattice`` with one sublattice per motif (named ``motif 0`` …,
+        coloured as motiflab draws them).
+    calibration : Calibration, optional
+        Pixel size and units given to the sublattices.
+
+    Returns
+    -------
+    atomap Sublattice or Atom_Lattice
+        Atomap holds positions as (x, y) = (col, row) pixels.
+    """
+    try:
+        import atomap.api as am
+    except ImportError:
+        raise MotifLabError("exporting to Atomap needs Atomap: pip install atomap.") from None
+    from ._validation import check_positions
+    from .colors import motif_colors
+
+    pos = check_positions(positions)
+    labels = np.asarray(labels)
+    if labels.shape != (len(pos),):
+        raise MotifLabError(f"labels must have one entry per position ({len(pos)}), got shape {labels.shape}.")
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise MotifLabError(f"image must be 2-D, got shape {img.shape}.")
+    cal = calibration or Calibration()
+    known = sorted(int(k) for k in np.unique(labels) if k >= 0)
+    if motif is not None and int(motif) not in known:
+        raise MotifLabError(f"there is no motif {motif!r}; the motifs are {known}.")
+    colors = motif_colors(max(known) + 1 if known else 1)
+
+    def sublattice(k):
+        xy = pos[labels == k][:, ::-1]
+        return am.Sublattice(xy, img, name=f"motif {k}", color=colors[k], pixel_size=cal.scale, units=cal.units)
+
+    if motif is not None:
+        return sublattice(int(motif))
+    return am.Atom_Lattice(image=img, name="motiflab motifs", sublattice_list=[sublattice(k) for k in known])

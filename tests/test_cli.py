@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+import motiflab
+
 from motiflab.cli import main
 
 
@@ -167,3 +169,16 @@ def test_hostile_output_paths(tmp_path, image_file, capsys, case):
         assert main(["run", str(image_file), "--out", str(out), "-q", "--n-iter", "20"]) == 0
         assert all((tmp_path / n).read_text() == "mine" for n in ("r.npz.tmp.npz", ".r.npz.tmp", "r.npz.tmp"))
         assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_run_writes_the_column_table(tmp_path, image_file):
+    import pandas as pd
+
+    out, table = tmp_path / "r.npz", tmp_path / "columns.csv"
+    assert main(["run", str(image_file), "--out", str(out), "--table", str(table), "--n-iter", "40", "-q"]) == 0
+    t = pd.read_csv(table, index_col="column")
+    r = motiflab.open_result(out)
+    assert len(t) == len(r["positions"])
+    np.testing.assert_allclose(t["x"], r["positions"][:, 1] * r["pixel_size"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(t["y"], r["positions"][:, 0] * r["pixel_size"], rtol=1e-9, atol=1e-12)
+    assert (t["motif"].to_numpy() == r["labels"]).all()

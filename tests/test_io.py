@@ -62,3 +62,47 @@ def test_check_writable_refuses_to_overwrite(tmp_path):
         io.check_writable(p)
     assert p.read_bytes() == b"precious"
     assert io.check_writable(p, overwrite=True) == p
+
+
+# ------------------------------------------------------------------ results where users work
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    from motiflab.analysis import Analysis
+    from motiflab.datasets import make_tmd
+
+    sim = make_tmd("MoSe2", shape=(192, 192), chalcogen_vacancy_rate=0.05, dose=100, seed=7)
+    return Analysis(sim.to_signal(), n_iter=60, seed=0).run()
+
+
+def test_a_motif_exported_to_atomap_has_our_positions(analysed):
+    pytest.importorskip("atomap")
+    an = analysed
+    sub = an.to_atomap(motif=1)
+    mine = an.positions[an.motifs.labels == 1]
+    np.testing.assert_allclose(np.column_stack([sub.y_position, sub.x_position]), mine)
+    assert sub.pixel_size == pytest.approx(an.calibration.scale) and sub.units == "nm"
+    lattice = an.to_atomap()
+    assert [s.name for s in lattice.sublattice_list] == [f"motif {k}" for k in range(an.motifs.n_motifs)]
+    assert sum(len(s.atom_list) for s in lattice.sublattice_list) == int(np.sum(an.motifs.labels >= 0))
+    # Atomap works on them: nearest-neighbour lists for strain / distance maps
+    sub.find_nearest_neighbors()
+    assert len(sub.atom_list[0].nearest_neighbor_list) > 0
+    with pytest.raises(MotifLabError, match="no motif 99"):
+        an.to_atomap(motif=99)
+
+
+def test_markers_persist_when_the_signal_is_saved(analysed, tmp_path):
+    import hyperspy.api as hs
+
+    an = analysed
+    s = an.signal.deepcopy()
+    s.add_marker(an.markers(), permanent=True, plot_marker=False)
+    path = tmp_path / "with_markers.hspy"
+    s.save(path)
+    back = hs.load(path)
+    markers = list(back.metadata.Markers)
+    assert len(markers) == 1
+    m = back.metadata.Markers[markers[0][0]] if isinstance(markers[0], tuple) else markers[0]
+    np.testing.assert_allclose(np.asarray(m.kwargs["offsets"]), an.markers().kwargs["offsets"])

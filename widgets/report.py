@@ -47,11 +47,11 @@ def build_report(an, thumbnails=True, datashade_above=views.DATASHADE_ABOVE):
     return v
 
 
-def write_html(doc_html, path, overwrite=False) -> Path:
-    """Write an HTML string next to ``path`` first, then move it in place (never half-written)."""
+def write_html(doc_html, path, overwrite=False, inputs=()) -> Path:
+    """Write an HTML string atomically (:func:`motiflab.files.write_atomic`; never half-written)."""
     from motiflab.files import write_atomic
 
-    return write_atomic(path, lambda f: f.write(doc_html), overwrite, binary=False)
+    return write_atomic(path, lambda f: f.write(doc_html), overwrite, inputs=inputs, binary=False)
 
 
 def write_report(an, path, overwrite=False, title="motiflab report", **kwargs):
@@ -76,5 +76,6 @@ def write_report(an, path, overwrite=False, title="motiflab report", **kwargs):
     """
     from motiflab.files import check_writable
 
-    check_writable(path, overwrite)  # fail before the work
-    return write_html(build_report(an, **kwargs).html(title=title), path, overwrite=overwrite)
+    check_writable(path, overwrite, inputs=an.input_files())  # fail before the work
+    return write_html(build_report(an, **kwargs).html(title=title), path, overwrite=overwrite,
+                      inputs=an.input_files())

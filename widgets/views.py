@@ -237,7 +237,8 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             self._set_counts(mot)
         if new_n or "motifs" in changed or "hierarchy" in changed:
             self._set_hierarchy(hierarchy, mot)
-        self.summary.text = _summary_html(summary if summary is not None else an.summary())
+        self.summary.text = _summary_html(summary if summary is not None else an.summary(), image_title(an),
+                                          provenance_line(an))
         k = len(self.source.selected.indices)
         self.info.text = f"{k} of {n} columns selected" if k else f"no selection ({n} columns)"
         self._keys = keys
@@ -322,7 +323,35 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _summary_html(text):
-    """The header: a title and the analysis summary, one escaped line per line."""
-    return "<h3 style='margin:2px 0'>motiflab explorer</h3><p style='margin:2px 0'>" + \
-        "<br>".join(html.escape(line) for line in str(text).splitlines()) + "</p>"
+def image_title(an) -> str:
+    """The image's own title (from its file's metadata), or ''."""
+    meta = getattr(an.signal, "metadata", None)
+    try:
+        return str(meta.get_item("General.title", "") or "") if meta is not None else ""
+    except Exception:  # metadata of an unexpected shape: no title rather than no page
+        return ""
+
+
+def provenance_line(an) -> str:
+    """Where the result came from, in one line: input file, its SHA-256, motiflab version."""
+    import motiflab
+
+    parts = []
+    if getattr(an, "source_path", None):
+        from pathlib import Path
+
+        sha = getattr(an, "source_sha256", None)
+        parts.append(f"input {Path(an.source_path).name}" + (f" (SHA-256 {sha[:12]}…)" if sha else ""))
+    parts.append(f"motiflab {motiflab.__version__}")
+    return " · ".join(parts)
+
+
+def _summary_html(text, title="", provenance=""):
+    """The header: the image's title, the analysis summary and its provenance, every line escaped.
+
+    Titles and metadata come from the user's file: they are text, never markup.
+    """
+    head = "motiflab explorer" + (f": {title}" if title else "")
+    lines = str(text).splitlines() + ([provenance] if provenance else [])
+    return (f"<h3 style='margin:2px 0'>{html.escape(head)}</h3><p style='margin:2px 0'>"
+            + "<br>".join(html.escape(line) for line in lines) + "</p>")

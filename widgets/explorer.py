@@ -41,6 +41,7 @@ from motiflab.parameters import validate_all
 
 from . import views as _views
 from .report import hierarchy_of, write_html
+from .panels import curation_panel, export_panel
 from .scheduler import Cancelled, Scheduler
 
 __all__ = ["Explorer", "explore"]
@@ -136,8 +137,8 @@ class Explorer:
         #: parameter name → its control ("<name>_auto" → its auto checkbox)
         self.controls = self.parameter_controls.widgets
         tabs = dict(self.parameter_controls.tabs)
-        tabs["Curation"] = self._build_curation(W)
-        tabs["Export"] = self._build_export(W)
+        tabs["Curation"] = curation_panel(self, W)
+        tabs["Export"] = export_panel(self, W)
         tab = W.Tab(children=list(tabs.values()))
         for i, t in enumerate(tabs):
             tab.set_title(i, t)
@@ -166,39 +167,7 @@ class Explorer:
         self.widget.add_class("motiflab-explorer")
         return True
 
-    def _build_curation(self, W):
-        self.assign_target = W.Dropdown(options=[("new motif", "new")], value="new", description="assign to",
-                                        layout=W.Layout(width="260px"))
-        assign = W.Button(description="Assign selection", button_style="primary", layout=W.Layout(width="150px"))
-        self.merge_a = W.Dropdown(options=[], description="merge", layout=W.Layout(width="200px"))
-        self.merge_b = W.Dropdown(options=[], description="into", layout=W.Layout(width="200px"))
-        merge = W.Button(description="Merge", layout=W.Layout(width="100px"))
-        self.split_m = W.Dropdown(options=[], description="split", layout=W.Layout(width="200px"))
-        self.split_n = W.BoundedIntText(value=2, min=2, max=20, description="parts", layout=W.Layout(width="150px"))
-        split = W.Button(description="Split", layout=W.Layout(width="100px"))
-        undo = W.Button(description="Undo", icon="undo", layout=W.Layout(width="100px"))
-        self.edits_label = W.HTML("no edits")
-        assign.on_click(lambda _b: self._ui(self.assign_selection, self.assign_target.value))
-        merge.on_click(lambda _b: self._ui(self.merge, self.merge_b.value, self.merge_a.value))
-        split.on_click(lambda _b: self._ui(self.split, self.split_m.value, self.split_n.value))
-        undo.on_click(lambda _b: self._ui(self.undo))
-        self.curation_buttons = dict(assign=assign, merge=merge, split=split, undo=undo)
-        return W.VBox([W.HBox([self.assign_target, assign]), W.HBox([self.merge_a, self.merge_b, merge]),
-                       W.HBox([self.split_m, self.split_n, split]), W.HBox([undo, self.edits_label])])
-
-    def _build_export(self, W):
-        self.export_path = W.Text(value="motiflab-explorer.html", description="HTML file",
-                                  layout=W.Layout(width="360px"))
-        save = W.Button(description="Save HTML", layout=W.Layout(width="110px"))
-        markers = W.Button(description="Markers → signal", tooltip="add the columns as HyperSpy markers to the signal",
-                           layout=W.Layout(width="150px"))
-        save.on_click(lambda _b: self._ui(lambda: f"wrote {self.save_html(self.export_path.value, overwrite=True)}"))
-        markers.on_click(lambda _b: self._ui(lambda: (self.add_markers(), "markers added to explorer.analysis.signal")[1]))
-        return W.VBox([W.HBox([self.export_path, save]), markers,
-                       W.HTML("<small>In Python: <code>ex.save_html(path)</code>, <code>ex.markers()</code>, "
-                              "<code>ex.label_map()</code>, <code>ex.class_averages()</code>.</small>")])
-
-    def _ui(self, fn, *args):
+    def act(self, fn, *args):
         """Run a button action; show its outcome (or error) in the status line."""
         try:
             msg = fn(*args)

@@ -154,7 +154,9 @@ def hdbscan_estimator(n, min_cluster_size, min_samples, cluster_selection_epsilo
     ``min_samples`` counts the point itself (scikit-learn's convention, used by
     our defaults and tests); fast_hdbscan counts neighbours only, hence its -1.
     """
-    if n <= SKLEARN_MAX_POINTS:
+    # scikit-learn's epsilon merging fails inside its Cython tree code (TypeError from
+    # epsilon_search with current numpy): fast_hdbscan serves every epsilon > 0
+    if n <= SKLEARN_MAX_POINTS and not cluster_selection_epsilon > 0:
         from sklearn.cluster import HDBSCAN
 
         return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples,

@@ -232,4 +232,7 @@ def summary(an) -> str:
         f"motifs {m.n_motifs}: " + ", ".join(f"#{i}: {c}" for i, c in enumerate(m.counts))
         + (f"; unassigned {m.n_unassigned}" if m.n_unassigned else ""),
     ]
+    from .diagnostics import detection_warnings
+
+    lines += [f"warning: {w}" for w in detection_warnings(an)]
     return "\n".join(lines)

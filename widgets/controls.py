@@ -96,7 +96,7 @@ class ParameterControls:
     def _make(self, p, value, shown, limit):
         W = self._W
         tip = tooltip(p)
-        label = p.label or p.name
+        label = (p.label or p.name) + (f" ({p.unit})" if p.unit and p.unit not in (p.label or "") else "")
         compact = bool(_FORCE.match(p.name))
         if p.kind == "choice":
             w = W.Dropdown(options=[(str(c).lower(), c) for c in p.choices], value=shown, description=label,
@@ -114,8 +114,10 @@ class ParameterControls:
                 w = cls(value=shown, min=p.low, max=p.high, step=step, tooltip=tip, layout=W.Layout(width="72px"))
             elif p.ui:
                 cls = W.IntSlider if p.kind == "int" else W.FloatSlider
+                fmt = {} if p.kind == "int" else {"readout_format": f".{_decimals(step)}f"}
                 w = cls(value=shown, min=lo, max=hi, step=step, description=label, continuous_update=False,
-                        style=_STYLE, layout=W.Layout(width="360px"), tooltip=tip)
+                        style=_STYLE, layout=W.Layout(width="420px" if p.name == "patch_size" else "360px"),
+                        tooltip=tip, **fmt)
             else:
                 cls = W.BoundedIntText if p.kind == "int" else W.BoundedFloatText
                 w = cls(value=shown, min=lo, max=hi, description=label, style=_STYLE,
@@ -189,6 +191,12 @@ class ParameterControls:
                     auto.value = values[p.name] == p.auto
         finally:
             self._syncing = False
+
+
+def _decimals(step) -> int:
+    """Digits after the point that show a value rounded to ``step`` (0.05 → 2, 0.5 → 1, 1 → 0)."""
+    text = f"{float(step):.10f}".rstrip("0")
+    return max(0, len(text.split(".")[1])) if "." in text else 0
 
 
 def _clip(v, lo, hi, p):

@@ -142,12 +142,14 @@ class Explorer:
         tab = W.Tab(children=list(tabs.values()))
         for i, t in enumerate(tabs):
             tab.set_title(i, t)
-        tab.selected_index = 1
+        tab.selected_index = 0  # the first stage: where a new image usually needs a look
         self.tabs = tab
         self.status = W.HTML(value="<b>starting…</b>", layout=W.Layout(width="auto"))
         self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="240px"),
                                         description="", bar_style="info")
         self.selection_label = W.HTML(value="")
+        #: plain-language warnings about the detection and the motifs (motiflab.diagnostics)
+        self.warnings = W.HTML(value="")
         try:
             from jupyter_bokeh import BokehModel
 
@@ -162,7 +164,8 @@ class Explorer:
             self.views.micrograph.on_event(RangesUpdate, lambda ev: self._on_ranges("micrograph", ev))
         except ImportError:  # pragma: no cover - old bokeh
             pass
-        self.widget = W.VBox([W.HBox([self.progress, self.status]), tab, self.selection_label, self.bokeh_widget],
+        self.widget = W.VBox([W.HBox([self.progress, self.status]), self.warnings, tab, self.selection_label,
+                              self.bokeh_widget],
                              layout=W.Layout(width="100%"))
         self.widget.add_class("motiflab-explorer")
         return True
@@ -273,9 +276,12 @@ class Explorer:
                               gen=sched.current_generation,
                               **{f"{k}_seconds": v for k, v in self.timings.items() if k != "views"},
                               first_paint_seconds=t1 - t0 + self.timings.get("views", 0.0)))
-        done = f"ready · run {len(self.runs)}: " + (f"recomputed {', '.join(ran)} in {t1 - t0:.2f} s"
-                                                     if ran else "nothing to recompute")
+        first = len(self.runs) == 1
+        done = f"ready · run {len(self.runs)}: " + (f"recomputed {', '.join(ran)} in {t1 - t0:.2f} s" if ran else
+                                                     "showing the results computed earlier" if first else
+                                                     "nothing to recompute")
         self._set_status(done + f" · views {t2 - t1:.2f} s", progress=1.0, style="success")
+        self._show_warnings()
         return ran
 
     def _refresh(self, ran):
@@ -322,6 +328,15 @@ class Explorer:
             if frac - self.progress.value > 0.02 or iteration >= n_iter:
                 self.progress.value = frac
                 self.status.value = f"FR layout: iteration {iteration} / {n_iter}…"
+
+    def _show_warnings(self):
+        """Say what looks wrong with the detection or the motifs, and what to try (below the status)."""
+        from motiflab.diagnostics import detection_warnings
+
+        if not self._widgets_ok:
+            return
+        notes = detection_warnings(self.analysis)
+        self.warnings.value = "".join(f"<div style='color:#8a5300'>⚠ {_esc(w)}</div>" for w in notes)
 
     def _set_status(self, text, progress=None, style=None, raw=False):
         if not self._widgets_ok:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from ._blas import single_threaded_blas
 from .errors import MotifLabError
 from .separation import MIN_SEPARATION
 
-__all__ = ["Motifs", "cluster_layout", "assign_noise", "attach_noise", "class_averages",
+__all__ = ["Motifs", "canonical_labels", "cluster_layout", "assign_noise", "attach_noise", "class_averages",
            "reconstruct_image", "default_min_cluster_size", "find_motifs"]
 
 @dataclass
@@ -26,7 +27,8 @@ class Motifs:
     Attributes
     ----------
     labels : ndarray, shape (N,) int
-        Motif of each column, 0..K−1 in order of decreasing size; −1 = unassigned.
+        Motif of each column, 0..K−1 in order of decreasing size, ties in the order of
+        each motif's smallest column index (:func:`canonical_labels`); −1 = unassigned.
     class_averages : ndarray, shape (K, P, P) float32
         Mean patch of each motif.
     counts : ndarray, shape (K,) int
@@ -57,14 +59,37 @@ def default_min_cluster_size(n: int) -> int:
     return int(max(5, round(0.001 * n)))
 
 
-def _relabel_by_size(labels):
+def canonical_labels(labels):
+    """Renumber motif labels canonically: 0..K−1 by decreasing size, ties by the smallest column index.
+
+    The numbers then depend on the partition alone, not on how a clustering
+    happened to number its groups: the same partition always gets the same
+    numbers (labels −1 stay −1).
+
+    Parameters
+    ----------
+    labels : ndarray (N,) int
+        Any integer labels, −1 (or any negative) for unassigned.
+
+    Returns
+    -------
+    ndarray (N,) int64
+    """
     labels = np.asarray(labels)
     out = np.full(labels.shape, -1, dtype=np.int64)
-    uniq, counts = np.unique(labels[labels >= 0], return_counts=True)
-    order = uniq[np.lexsort((uniq, -counts))]
-    for new, old in enumerate(order):
-        out[labels == old] = new
+    ok = np.flatnonzero(labels >= 0)
+    if len(ok) == 0:
+        return out
+    _, first, inv, counts = np.unique(labels[ok], return_index=True, return_inverse=True, return_counts=True)
+    # ``first`` indexes labels[ok], whose order is the column order: the key is the smallest column index
+    order = np.lexsort((first, -counts))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    out[ok] = rank[inv.ravel()]
     return out
+
+
+_relabel_by_size = canonical_labels  # the old private name
 
 
 #: above this many points HDBSCAN runs on a seeded subsample, and the other points take
@@ -109,7 +134,7 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
     Returns
     -------
     ndarray, shape (N,) int
-        Labels 0..K−1 by decreasing size, −1 for noise.
+        Labels 0..K−1 by decreasing size (:func:`canonical_labels`), −1 for noise.
     """
     Y = np.asarray(embedding, dtype=np.float64)
     if Y.ndim != 2 or Y.shape[1] != 2:
@@ -145,7 +170,7 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
     if (labels < 0).all():
         # HDBSCAN refuses to call everything one cluster; a pure crystal is one motif per sublattice
         labels = np.zeros(n, dtype=np.int64)
-    return _relabel_by_size(labels)
+    return canonical_labels(labels)
 
 
 def hdbscan_estimator(n, min_cluster_size, min_samples, cluster_selection_epsilon):
@@ -379,11 +404,17 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
             from .patches import rotational_average
 
             ev = rotational_average(ev, int(rotations))
-        labels = _relabel_by_size(refine_motifs(labels, ev.reshape(len(ev), -1), P, spacing, sigma, min_separation,
-                                                min_size=mcs, positions=positions))
+        # One BLAS thread: the separation tests' float32 products (group sums over all
+        # members, every member against every group mean) change in the last bit with
+        # the BLAS thread count, and a d' near a threshold may then flip a merge or a
+        # split; single-threaded, they are the same for any thread count.
+        with single_threaded_blas():
+            labels = refine_motifs(labels, ev.reshape(len(ev), -1), P, spacing, sigma, min_separation,
+                                   min_size=mcs, positions=positions)
     if features is not None:
-        labels = attach_noise(labels, features)
-    labels = _relabel_by_size(labels)
+        labels = attach_noise(canonical_labels(labels), features)
+    # canonical numbers: the same partition always gets the same numbers
+    labels = canonical_labels(labels)
     k = int(labels.max()) + 1
     avgs, counts = class_averages(patches, labels, k)
     return Motifs(labels=labels, class_averages=avgs, counts=counts,

@@ -398,12 +398,10 @@ def refine_motifs(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPA
     squares = weighted_squares(X, w)
     table = neighbour_table(positions) if positions is not None else None
     labels = merge_indistinguishable(labels, X, w, min_separation, positions, squares=squares, neighbours=table)
-    # relabel densely by size first: the split numbers new motifs after the existing ones
-    labels = np.asarray(labels)
-    uniq, cnt = np.unique(labels[labels >= 0], return_counts=True)
-    order = uniq[np.lexsort((uniq, -cnt))]
-    lut = np.full(int(labels.max()) + 2 if labels.size else 1, -1, np.int64)
-    lut[order] = np.arange(len(order))
-    labels = np.where(labels >= 0, lut[np.maximum(labels, 0)], -1)
+    # relabel densely and canonically first (by size, ties by smallest column index): the
+    # split visits motifs in number order and numbers new motifs after the existing ones
+    from .motifs import canonical_labels
+
+    labels = canonical_labels(labels)
     return split_hidden(labels, X, patch_size, spacing, sigma, min_separation, min_size, weights=w,
                         positions=positions, squares=squares, neighbours=table)

@@ -4,7 +4,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from motiflab.errors import MotifLabError
-from motiflab.motifs import attach_noise, class_averages, cluster_layout, find_motifs, reconstruct_image
+from motiflab.motifs import (attach_noise, canonical_labels, class_averages, cluster_layout, find_motifs,
+                             reconstruct_image)
 
 
 def _blobs(n, seed=0, rare=0.002):
@@ -140,3 +141,37 @@ def test_too_few_points_to_cluster():
         cluster_layout(np.zeros((6, 2)))
     with pytest.raises(MotifLabError, match=r"\(N, 2\)"):
         cluster_layout(np.zeros((60, 3)))
+
+
+def test_canonical_labels_depend_on_the_partition_only():
+    """Largest first, equal sizes in the order of their smallest column index, −1 kept."""
+    lab = np.array([7, 3, 3, -1, 7, 5, 5, 5, 9, 3, 7, -1, 9])
+    out = canonical_labels(lab)
+    # sizes: 7 → 3 (first at 0), 3 → 3 (first at 1), 5 → 3 (first at 5), 9 → 2
+    np.testing.assert_array_equal(out, [0, 1, 1, -1, 0, 2, 2, 2, 3, 1, 0, -1, 3])
+    # any renaming of the groups gives the same numbers
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        names = rng.permutation(50)[:10]
+        renamed = np.where(lab >= 0, names[np.maximum(lab, 0)], -1)
+        np.testing.assert_array_equal(canonical_labels(renamed), out)
+    assert canonical_labels(np.full(4, -1)).tolist() == [-1] * 4
+    assert canonical_labels(np.zeros(0, int)).shape == (0,)
+
+
+def test_find_motifs_numbers_equal_sized_motifs_by_first_column():
+    """Two motifs of the same size: the one holding the smaller column index is numbered first."""
+    rng = np.random.default_rng(4)
+    sizes, centres = (300, 100, 100), ((0, 0), (20, 0), (0, 20))
+    Y = np.vstack([rng.normal(c, 0.5, (n, 2)) for c, n in zip(centres, sizes)])
+    truth = np.repeat([0, 1, 2], sizes)
+    patches = np.repeat(truth[:, None, None].astype(np.float32), 5, 1).repeat(5, 2)
+    for perm in (np.arange(len(Y)), rng.permutation(len(Y))):
+        m = find_motifs(Y[perm], patches[perm])
+        assert adjusted_rand_score(truth[perm], m.labels) == 1.0
+        assert m.counts.tolist() == [300, 100, 100]
+        first = [np.flatnonzero(m.labels == k).min() for k in (1, 2)]
+        assert first[0] < first[1]
+        # class averages follow the numbers
+        for k in range(3):
+            assert m.class_averages[k, 0, 0] == truth[perm][m.labels == k][0]

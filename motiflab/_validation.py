@@ -9,7 +9,8 @@ import numpy as np
 
 from .errors import MotifLabError
 
-__all__ = ["check_positions", "median_nn_distance"]
+__all__ = ["check_positions", "median_nn_distance", "check_int", "check_number", "check_labels", "check_shape",
+           "check_matrix", "MAX_PIXELS"]
 
 
 def check_positions(positions, name: str = "positions", min_n: int = 1, why: str | None = None) -> np.ndarray:
@@ -69,3 +70,106 @@ def median_nn_distance(positions, tree=None) -> float:
     d = d[:, 1]
     d = d[d > 1e-9]
     return float(np.median(d)) if d.size else float("nan")
+
+
+# ---------------------------------------------------------------------- scalars, labels, shapes
+# (shared by the public functions so that a wrongly typed, non-finite or absurd argument is
+# refused at the entry with its name, instead of failing deep inside NumPy or numba, or
+# allocating for hours)
+
+#: the most pixels an output image may have (16k x 16k); more is a typo, not a micrograph
+MAX_PIXELS = 2**28
+
+
+def _shown(value) -> str:
+    s = repr(value)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def check_int(value, name: str, low: int | None = None, high: int | None = None, hint: str = "") -> int:
+    """``value`` as a Python int in ``[low, high]``, or a :class:`MotifLabError` naming ``name``.
+
+    Integers, NumPy integers and whole floats are accepted; booleans, strings,
+    arrays, NaN/inf and fractions are not.
+    """
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer, float, np.floating))
+    if ok and isinstance(value, (float, np.floating)):
+        ok = bool(np.isfinite(value)) and float(value).is_integer()
+    rng = " and ".join(x for x in ((f"≥ {low}" if low is not None else ""), (f"≤ {high}" if high is not None else ""))
+                       if x)
+    if ok:
+        value = int(value)
+        ok = (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        raise MotifLabError(f"{name} must be a whole number{(' ' + rng) if rng else ''}, got {_shown(value)}."
+                            + (f" {hint}" if hint else ""))
+    return value
+
+
+def check_number(value, name: str, low: float | None = None, high: float | None = None, low_open: bool = False,
+                 hint: str = "") -> float:
+    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` with ``low_open``), or a clear error."""
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok:
+        try:
+            x = float(value)
+        except OverflowError:
+            ok = False
+        else:
+            ok = np.isfinite(x) and (low is None or x > low or (x == low and not low_open)) and (
+                high is None or x <= high)
+    if not ok:
+        lo = None if low is None else f"{'>' if low_open else '≥'} {low:g}"
+        hi = None if high is None else f"≤ {high:g}"
+        rng = " and ".join(x for x in (lo, hi) if x)
+        raise MotifLabError(f"{name} must be a finite number{(' ' + rng) if rng else ''}, got {_shown(value)}."
+                            + (f" {hint}" if hint else ""))
+    return x
+
+
+def check_labels(labels, n: int | None = None, name: str = "labels", what: str = "positions") -> np.ndarray:
+    """``labels`` as a 1-D int64 array of motif labels (−1 = unassigned), ``n`` long when given."""
+    lab = np.asarray(labels) if not isinstance(labels, (str, bytes, dict)) else np.asarray(None)
+    if lab.dtype.kind not in "iub" and not (lab.dtype.kind == "f" and lab.size and np.isfinite(lab).all()
+                                            and np.all(lab == np.round(lab))):
+        if not (lab.dtype.kind == "f" and lab.size == 0):
+            raise MotifLabError(f"{name} must be integer motif labels (−1 = unassigned), got "
+                                f"{_shown(labels) if lab.ndim == 0 else f'dtype {lab.dtype}'}.")
+    if lab.ndim != 1:
+        raise MotifLabError(f"{name} must be a 1-D array (one label per column), got shape {lab.shape}.")
+    if n is not None and len(lab) != n:
+        raise MotifLabError(f"{name} has {len(lab)} entries but there are {n} {what}; give one label each.")
+    return lab.astype(np.int64, copy=False)
+
+
+def check_shape(shape, name: str = "shape", max_pixels: int = MAX_PIXELS) -> tuple:
+    """``shape`` as ``(rows, cols)`` positive ints with at most ``max_pixels`` pixels, or a clear error."""
+    try:
+        t = tuple(shape)
+    except TypeError:
+        t = None
+    if t is None or len(t) != 2:
+        raise MotifLabError(f"{name} must be (rows, cols) of a 2-D image, got {_shown(shape)}.")
+    h, w = (check_int(x, f"{name} ({'rows' if i == 0 else 'cols'})", low=1) for i, x in enumerate(t))
+    if h * w > max_pixels:
+        raise MotifLabError(f"{name} {(h, w)} has {h * w:,} pixels, more than the {max_pixels:,} an image here "
+                            "may have; give the shape of the micrograph, e.g. image.shape.")
+    return h, w
+
+
+def check_matrix(X, name: str, min_rows: int = 1, ndim: int = 2, cols: int | None = None) -> np.ndarray:
+    """``X`` as a finite float array of ``ndim`` dimensions with at least ``min_rows`` rows, or a clear error."""
+    A = np.asarray(X) if not isinstance(X, (str, bytes, dict)) else np.asarray(None)
+    if A.dtype.kind not in "fiub":
+        raise MotifLabError(f"{name} must be a numeric array, got "
+                            f"{_shown(X) if A.ndim == 0 else f'dtype {A.dtype}'}.")
+    if A.ndim != ndim:
+        raise MotifLabError(f"{name} must be a {ndim}-D array, got shape {A.shape}.")
+    if cols is not None and A.shape[1] != cols:
+        raise MotifLabError(f"{name} must have {cols} columns, got shape {A.shape}.")
+    if len(A) < min_rows:
+        raise MotifLabError(f"{name} has {len(A)} rows; at least {min_rows} needed.")
+    A = A.astype(np.float64, copy=False)
+    if not np.isfinite(A).all():
+        raise MotifLabError(f"{name} contains NaN or inf; drop or fill those entries first.")
+    return A

@@ -14,6 +14,12 @@ import numpy as np
 
 from .errors import MotifLabError
 
+#: highest radial order accepted: J = 861 moments, far past what a patch of a few hundred pixels
+#: resolves (the paper uses 10); the basis grows as n_max² and its sampling as n_max³
+N_MAX_LIMIT = 40
+#: largest patch side accepted (px), as :data:`motiflab.parameters.SPEC` allows
+PATCH_SIZE_LIMIT = 4097
+
 
 def check_n_max(n_max) -> int:
     if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)):
@@ -24,6 +30,11 @@ def check_n_max(n_max) -> int:
         raise MotifLabError(
             f"n_max must be >= 0, got {n_max}; the paper uses n_max=10 (66 moments)."
         )
+    if n_max > N_MAX_LIMIT:
+        raise MotifLabError(
+            f"n_max must be at most {N_MAX_LIMIT}, got {n_max}; higher orders sample nothing a patch "
+            "resolves (and take hours). The paper uses n_max=10 (66 moments)."
+        )
     return int(n_max)
 
 
@@ -31,6 +42,11 @@ def check_patch_size(patch_size) -> int:
     if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)) or patch_size < 1:
         raise MotifLabError(
             f"patch_size must be a positive integer (side of the square patch in px), got {patch_size!r}."
+        )
+    if patch_size > PATCH_SIZE_LIMIT:
+        raise MotifLabError(
+            f"patch_size must be at most {PATCH_SIZE_LIMIT} px, got {patch_size}; a patch is a few column "
+            "spacings wide (motiflab.patches.estimate_patch_size chooses one)."
         )
     return int(patch_size)
 

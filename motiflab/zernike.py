@@ -162,9 +162,11 @@ def zernike_basis(patch_size: int, n_max: int = 10, dtype=np.float32) -> np.ndar
     Parameters
     ----------
     patch_size : int
-        Side ``P`` of the square patch in px (odd or even).
+        Side ``P`` of the square patch in px (odd or even), at most 4097.
     n_max : int, default 10
-        Highest radial order; ``J = (n_max+1)(n_max+2)/2`` polynomials.
+        Highest radial order; ``J = (n_max+1)(n_max+2)/2`` polynomials. At
+        most 40 (861 polynomials): higher orders are refused rather than
+        computed for hours.
     dtype : dtype, default float32
         dtype of the returned basis. It is always computed in float64 and cast.
 

@@ -146,7 +146,12 @@ def pca_init(X, scale=10.0):
     the result deterministic.
     """
     X = np.asarray(X)
+    from ._validation import check_matrix, check_number
+
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.kind not in "fiu" or len(X) == 0:
+        check_matrix(X, "X", min_rows=1)  # the clear message for a wrong X (the common case skips it)
     mu = X.mean(axis=0, dtype=np.float64)
+    scale = check_number(scale, "scale", low=0.0, low_open=True)
     Xc = X.astype(np.float64, copy=False) - mu if X.dtype == np.float64 else X - mu.astype(X.dtype)
     # One BLAS thread: the relaxation starts right after, and an idle OpenBLAS
     # worker spins for ~0.1 s after its last product, taking a core from the
@@ -306,8 +311,8 @@ class FRLayout(TransformerMixin, BaseEstimator):
     def _stage_plan(self):
         """Validate stages/stage_split/n_iter; return (stages, iterations per stage)."""
         n_iter = self.n_iter
-        if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) or n_iter < 1:
-            raise MotifLabError(f"n_iter must be a positive integer; got {n_iter!r}.")
+        if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) or not 1 <= n_iter <= 10**7:
+            raise MotifLabError(f"n_iter must be a positive integer (at most 10,000,000); got {n_iter!r}.")
         stages = tuple(self.stages) if self.stages is not None else ()
         if not stages or not all(isinstance(s, ForceStage) for s in stages):
             raise MotifLabError(

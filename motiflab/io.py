@@ -194,7 +194,11 @@ def to_signal(image, calibration: Calibration | None = None, title="") -> "objec
     from hyperspy.signals import Signal2D
 
     cal = calibration or Calibration()
-    s = Signal2D(np.asarray(image))
+    image = np.asarray(image) if not isinstance(image, (str, bytes, dict)) else np.asarray(None)
+    if image.dtype.kind not in "fiucb" or image.ndim < 2:
+        got = f"dtype {image.dtype}" if image.dtype.kind not in "fiucb" else f"shape {image.shape}"
+        raise MotifLabError(f"image must be a numeric array of at least 2 dimensions (rows, cols), got {got}.")
+    s = Signal2D(image)
     for ax, off, name in zip(s.axes_manager.signal_axes, (cal.offset[1], cal.offset[0]), ("x", "y")):
         ax.scale = cal.scale
         ax.units = cal.units
@@ -227,9 +231,13 @@ def to_markers(positions, labels, calibration: Calibration | None = None, size=1
     """
     from hyperspy.utils import markers
 
+    from ._validation import check_labels, check_positions
+
     cal = calibration or Calibration()
+    positions = check_positions(positions, min_n=0)
+    labels = check_labels(labels, len(positions))
     xy = cal.to_physical(positions)[:, ::-1]  # HyperSpy wants (x, y)
-    colors = label_colors(np.asarray(labels)).tolist()
+    colors = label_colors(labels).tolist()
     return markers.Points(offsets=xy, color=colors, sizes=size)
 
 
@@ -237,9 +245,13 @@ def label_map_signal(shape, positions, labels, calibration: Calibration | None =
     """A label image: each column's disk filled with its motif label (−1 elsewhere and for noise)."""
     from scipy.spatial import cKDTree
 
-    h, w = shape
-    pos = np.asarray(positions, dtype=np.float64)
-    labels = np.asarray(labels)
+    from ._validation import check_labels, check_number, check_positions, check_shape
+
+    h, w = check_shape(shape)
+    pos = check_positions(positions)
+    labels = check_labels(labels, len(pos))
+    if radius is not None:
+        radius = check_number(radius, "radius", low=0.0, low_open=True)
     if radius is None:
         d, _ = cKDTree(pos).query(pos, k=2) if len(pos) > 1 else (np.full((1, 2), 4.0), None)
         radius = 0.45 * float(np.median(d[:, 1]))
@@ -253,7 +265,11 @@ def label_map_signal(shape, positions, labels, calibration: Calibration | None =
 
 def class_averages_signal(class_averages, calibration: Calibration | None = None):
     """Class-average motif images as a stack ``Signal2D`` (navigate over motifs)."""
-    s = to_signal(np.asarray(class_averages), calibration, title="motif class averages")
+    ca = np.asarray(class_averages) if not isinstance(class_averages, (str, bytes, dict)) else np.asarray(None)
+    if ca.dtype.kind not in "fiub" or ca.ndim != 3:
+        got = f"dtype {ca.dtype}" if ca.dtype.kind not in "fiub" else f"shape {ca.shape}"
+        raise MotifLabError(f"class_averages must be a (K, P, P) numeric stack of motif images, got {got}.")
+    s = to_signal(ca, calibration, title="motif class averages")
     s.axes_manager.navigation_axes[0].name = "motif"
     return s
 

@@ -21,7 +21,6 @@ module builds that graph:
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -43,8 +42,6 @@ EXACT_MAX_POINTS = 20_000
 
 # Memory for one block of the distance matrix (float32 entries).
 _BLOCK_BYTES = 32 * 2**20
-#: Exact searches up to this many flops use one BLAS thread (see :func:`_exact_knn`).
-_SINGLE_BLAS_FLOPS = 1.5e10
 
 
 # --------------------------------------------------------------------------
@@ -180,13 +177,15 @@ def _exact_knn(X, k):
     hd, hi = _new_lists(n, kk)
     block = int(max(1, min(n, _BLOCK_BYTES // (4 * n))))
     members = np.arange(n, dtype=np.int64)
-    # Small searches run BLAS on one thread: an idle OpenBLAS worker spins for
-    # ~0.1 s after its last product and takes a core from the threaded kernels
-    # that follow (the merge, and the FR layout: at 5k points its first ~50
-    # iterations ran 2.4x slower).  Above ~1.5e10 flops (12k points at 66-D)
-    # the second BLAS thread saves more than that (20k: 1.0 s against 1.2 s).
-    small = 2.0 * n * n * X.shape[1] <= _SINGLE_BLAS_FLOPS
-    with single_threaded_blas() if small else contextlib.nullcontext():
+    # BLAS runs on one thread: an idle OpenBLAS worker spins for ~0.1 s after its
+    # last product and takes a core from the threaded kernels that follow (the
+    # merge, and the FR layout: at 5k points its first ~50 iterations ran 2.4x
+    # slower); and a threaded sgemm rounds differently with the thread count, so
+    # the float32 pre-ranking (and, at a near tie, a neighbour) could depend on it.
+    # Above ~1.5e10 flops (12k points at 66-D) a second BLAS thread once saved
+    # ~0.2 s (20k: 1.0 s against 1.2 s on an idle machine); on the shared 2-core
+    # machine one thread was faster (19.5k: 1.6-1.8 s against 2.7-3.0 s).
+    with single_threaded_blas():
         for s in range(0, n, block):
             e = min(n, s + block)
             push_block(X[s:e] @ X.T, sq, members[s:e], members, hd, hi)

@@ -72,11 +72,13 @@ _LAZY = {
     "MotifLabError": "errors",
     "open_analysis": "analysis_file",
     "open_result": "results",
+    "MotifModel": "model",
+    "load_model": "model",
 }
 _SUBMODULES = {"analysis", "analysis_file", "assembly", "batch", "cli", "colors", "columns", "curation", "datasets",
-               "errors", "files", "hierarchy", "io", "lattice", "layout", "memory", "metrics", "motifs", "neighbors",
-               "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "variation", "widgets",
-               "zernike"}
+               "errors", "files", "hierarchy", "io", "lattice", "layout", "memory", "metrics", "model", "motifs",
+               "neighbors", "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "variation",
+               "widgets", "zernike"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

@@ -282,6 +282,16 @@ class Analysis:
         return self.motifs
 
     # ------------------------------------------------------------------ outputs
+    def model(self, novelty_quantile=0.999):
+        """The motifs of this analysis (curation included) as a saveable :class:`motiflab.model.MotifModel`.
+
+        ``model.classify(image)`` classifies other images into the same motifs;
+        see :mod:`motiflab.model`.
+        """
+        from .model import MotifModel
+
+        return MotifModel.from_analysis(self, novelty_quantile=novelty_quantile, progress=self.progress)
+
     def reconstruction(self) -> np.ndarray:
         """The micrograph rebuilt from class averages (normalised intensity units)."""
         from .motifs import reconstruct_image

@@ -9,6 +9,10 @@ Stable contracts (outside tools rely on them; change only compatibly):
     ``class_averages`` (K, P, P), ``patch_size`` int — plus extras (``counts``,
     ``pixel_size``, ``units``, ``n_dropped``). IMAGE defaults to the built-in sample.
 
+``motiflab run IMAGE --out RESULT.npz --save-model M.hspy`` / ``motiflab run IMAGE --out RESULT.npz --model M.hspy``
+    Also write the fitted motif model / classify IMAGE into a saved model's motifs
+    (labels −2 = unlike every motif of the model); RESULT.npz as above.
+
 ``motiflab demo [--out motiflab-demo.html]``
     Runs the whole pipeline on the built-in sample and writes a self-contained
     HTML report that opens offline.
@@ -86,12 +90,23 @@ def _check_outputs(paths, overwrite, inputs=()):
 def cmd_run(args) -> int:
     from .analysis import Analysis
 
-    _check_outputs([args.out, args.hierarchy, args.report, args.table], args.overwrite,
-                   inputs=[args.image])  # fail before the work
+    save_model, use_model = getattr(args, "save_model", None), getattr(args, "model", None)
+    if save_model and use_model:
+        raise MotifLabError("--model applies a saved model and --save-model fits a new one; give one of them.")
+    _check_outputs([args.out, args.hierarchy, args.report, args.table, save_model], args.overwrite,
+                   inputs=[args.image, use_model])  # fail before the work
     t0 = time.perf_counter()
-    an = Analysis(_source(args.image), frame=args.frame, progress=not args.quiet, **_params(args))
-    an.run()
+    if use_model:
+        from .model import load_model
+
+        # the model brings its own detection, patch and feature settings
+        an = load_model(use_model).classify(_source(args.image), frame=args.frame, progress=not args.quiet)
+    else:
+        an = Analysis(_source(args.image), frame=args.frame, progress=not args.quiet, **_params(args))
+        an.run()
     an.save(args.out, overwrite=args.overwrite)
+    if save_model:
+        an.model().save(save_model, overwrite=args.overwrite)
     if args.hierarchy:
         write_hierarchy(an, args.hierarchy, args.overwrite)
     if args.report:
@@ -105,7 +120,7 @@ def cmd_run(args) -> int:
         write_atomic(args.table, lambda f: table.to_csv(f), args.overwrite, inputs=an.input_files(), binary=False)
     if not args.quiet:
         print(an.summary())
-        written = [p for p in (args.out, args.hierarchy, args.report, args.table) if p]
+        written = [p for p in (args.out, args.hierarchy, args.report, args.table, save_model) if p]
         print(f"wrote {', '.join(written)} in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -164,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", default=None, help="also write a self-contained HTML report")
     r.add_argument("--table", default=None, help="also write one row per column as CSV (x, y in the image's units, "
                                                 "motif, quality, intensity, nearest-neighbour distance, motif-cell)")
+    r.add_argument("--save-model", default=None, metavar="M.hspy",
+                   help="also write the fitted motif model (motiflab.load_model reads it)")
+    r.add_argument("--model", default=None, metavar="M.hspy",
+                   help="classify IMAGE with a saved motif model instead of fitting new motifs "
+                        "(the model's own analysis settings are used)")
     _add_analysis_args(r)
     r.set_defaults(func=cmd_run)
 

@@ -41,13 +41,14 @@ import numbers
 import time
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._blas import single_threaded_blas
-from ._layout_kernels import relax
+from ._layout_kernels import int_exponent, relax
 from .errors import MotifLabError
 from .neighbors import check_features, check_graph, fuzzy_graph, knn_graph
 
@@ -62,7 +63,7 @@ from ._layout_kernels import (  # noqa: E402,F401,I001
 from ._random_kernels import mix64 as _mix64  # noqa: E402,F401,I001
 from .neighbors import check_features as _check_X, check_graph as _check_graph  # noqa: E402,F401,I001
 
-__all__ = ["ForceStage", "PAPER_STAGES", "FRLayout", "pca_init"]
+__all__ = ["ForceStage", "PAPER_STAGES", "FRLayout", "Placement", "pca_init", "query_knn"]
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,55 @@ def pca_init(X, scale=10.0):
     return (P * (scale / 3.0 / sd)).astype(np.float32)
 
 
+class Placement(NamedTuple):
+    """New points placed into a fitted layout (:meth:`FRLayout.place`)."""
+
+    embedding: np.ndarray   # (M, 2) float32
+    neighbors: np.ndarray   # (M, k) int64, training indices, nearest first
+    distances: np.ndarray   # (M, k) float32 feature distances
+    weights: np.ndarray     # (M, k) float32 fuzzy memberships
+    exact: np.ndarray       # (M,) bool: features equal to a training point's
+
+
+#: rows of new points per block of the exact neighbour search (a block of
+#: distances to 30 000 training points is then ~30 MB)
+QUERY_BLOCK = 256
+
+
+def query_knn(Xfit, X, k):
+    """The ``k`` nearest rows of ``Xfit`` for every row of ``X`` (exact, Euclidean).
+
+    Candidates come from blocked BLAS products (``|x|^2 + |y|^2 - 2 x.y``);
+    the distances of the ``k + 4`` best are then recomputed directly in
+    float64, so an exact copy of a training row is at distance 0 exactly and
+    the order does not suffer from the cancellation of the product form.
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (m, k), nearest first
+    distances : ndarray of float32, shape (m, k)
+    """
+    Xfit = np.ascontiguousarray(Xfit, dtype=np.float32)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n, m = len(Xfit), len(X)
+    k = int(min(k, n))
+    kc = min(n, k + 4)
+    sq = np.einsum("ij,ij->i", Xfit, Xfit)
+    idx = np.empty((m, k), np.int64)
+    dist = np.empty((m, k), np.float32)
+    Xf64 = Xfit.astype(np.float64)
+    for a in range(0, m, QUERY_BLOCK):
+        q = X[a:a + QUERY_BLOCK]
+        d2 = sq[None, :] - 2.0 * (q @ Xfit.T)
+        cand = np.argpartition(d2, kc - 1, axis=1)[:, :kc] if kc < n else np.broadcast_to(np.arange(n), (len(q), n))
+        cand = np.sort(cand, axis=1)  # ties go to the lower training index, whatever the partition did
+        exact = np.sqrt(((Xf64[cand] - q.astype(np.float64)[:, None, :]) ** 2).sum(-1))
+        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+        idx[a:a + len(q)] = np.take_along_axis(cand, order, axis=1)
+        dist[a:a + len(q)] = np.take_along_axis(exact, order, axis=1)
+    return idx, dist
+
+
 def _schedule_factors(schedule, n):
     """Learning-rate factors (max 1) for the ``n`` iterations of one stage."""
     if n <= 0:
@@ -258,6 +308,9 @@ class FRLayout(TransformerMixin, BaseEstimator):
         ``callback(iteration, embedding)`` called at every snapshot
         (iteration 0 .. n_iter) with a float32 copy of the current layout;
         a hook for interactive displays.
+    transform_iter : int or None, default None
+        Iterations :meth:`transform` relaxes new points for, under the last
+        stage's forces (None: as many as the last stage had in ``fit``).
 
     Attributes
     ----------
@@ -277,6 +330,8 @@ class FRLayout(TransformerMixin, BaseEstimator):
         Iterations spent in each stage.
     timings_ : dict
         Seconds spent in ``"knn"``, ``"graph"``, ``"init"`` and ``"layout"``.
+    fit_X_ : ndarray of float32, shape (n_points, n_features)
+        The training features, kept for :meth:`transform`.
 
     Examples
     --------
@@ -288,7 +343,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
                  n_iter=200, learning_rate_schedule="linear", init="pca", init_scale=10.0,
                  max_step=4.0, force_form="vector", knn_method="auto", snapshot_every=None,
                  snapshot_max_bytes=64 * 2**20, random_state=0, n_jobs=None, verbose=False,
-                 callback=None):
+                 callback=None, transform_iter=None):
         self.n_neighbors = n_neighbors
         self.negative_samples = negative_samples
         self.stages = stages
@@ -306,6 +361,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.callback = callback
+        self.transform_iter = transform_iter
 
     # ---------------------------------------------------------------- checks
     def _stage_plan(self):
@@ -458,6 +514,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
                 numba.set_num_threads(old_threads)
         self.graph_ = g
         self.embedding_ = Y
+        self.fit_X_ = X
         self.snapshots_ = snaps
         self.snapshot_iterations_ = snap_it
         self.n_iter_ = int(sum(counts))
@@ -470,17 +527,101 @@ class FRLayout(TransformerMixin, BaseEstimator):
         return self.fit(X, y=y, graph=graph).embedding_
 
     def transform(self, X):
-        """Not supported: the FR layout has no out-of-sample extension.
+        """Place new points into the fitted layout; see :meth:`place`.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_new, n_features)
+            Features of the same kind (and scaling) as the training features.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_new, 2)
+        """
+        return self.place(X).embedding
+
+    def place(self, X):
+        """Out-of-sample placement: new points in the fitted layout, training points fixed.
+
+        Each new point is joined to its ``n_neighbors`` nearest training
+        features (exact search) with UMAP-style directed memberships (the
+        same fuzzy weights as :func:`motiflab.neighbors.fuzzy_graph` before
+        symmetrisation), starts at the membership-weighted mean of their
+        layout positions, and is relaxed under the **last** stage's forces
+        (the attraction-dominated stage that shaped the final clusters; the
+        first stage's global dilation has no meaning once the layout is
+        fixed) for ``transform_iter`` iterations with the fit's learning-rate
+        schedule.  Training points do not move and new points do not act on
+        each other, so a point's place does not depend on what else is
+        placed with it; its negative samples are keyed by its own feature
+        values and ``random_state``, so it is reproducible in any batch,
+        order or thread count.  A point whose features equal a training
+        point's exactly takes that point's place (``transform(X_train)``
+        gives back ``embedding_``).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_new, n_features)
+
+        Returns
+        -------
+        Placement
+            ``embedding`` (n_new, 2) float32, ``neighbors`` (n_new, k) training
+            indices nearest first, ``distances`` (n_new, k) float32 feature
+            distances, ``weights`` (n_new, k) memberships, ``exact`` (n_new,)
+            bool.
 
         Raises
         ------
         MotifLabError
-            Always; refit on the combined data instead.
+            When the layout is not fitted, or ``X`` is not finite 2-D data
+            with the training features' width.
         """
-        raise MotifLabError(
-            "FRLayout cannot place new points into an existing layout; call fit_transform on "
-            "all features together."
-        )
+        from ._layout_kernels import place_points, row_keys
+        from ._neighbors_kernels import fuzzy_weights
+
+        Xfit = getattr(self, "fit_X_", None)
+        Yfit = getattr(self, "embedding_", None)
+        if Xfit is None or Yfit is None:
+            raise MotifLabError("this FRLayout is not fitted yet; call fit (or fit_transform) before transform.")
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != Xfit.shape[1]:
+            raise MotifLabError(f"transform needs features of shape (n, {Xfit.shape[1]}) like the training "
+                                f"features; got {X.shape}.")
+        if len(X) == 0:
+            z = np.zeros((0, 2), np.float32)
+            k0 = min(int(self.n_neighbors), len(Xfit))
+            return Placement(z, np.zeros((0, k0), np.int64), np.zeros((0, k0), np.float32),
+                             np.zeros((0, k0), np.float32), np.zeros(0, bool))
+        if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+            raise MotifLabError(f"Features must be real numbers; got dtype {X.dtype}.")
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if not np.isfinite(X).all():
+            raise MotifLabError("Features contain NaN or infinite values; drop or repair those rows first.")
+        k = min(int(self.n_neighbors), len(Xfit))
+        idx, dist = query_knn(Xfit, X, k)
+        w = fuzzy_weights(dist, math.log2(k) if k > 1 else 1.0, 64, 1e-5)
+        exact = dist[:, 0] == 0.0
+        Y = np.einsum("ik,ikd->id", w.astype(np.float64), Yfit[idx].astype(np.float64))
+        Y /= w.sum(axis=1, dtype=np.float64)[:, None]
+        Y = np.ascontiguousarray(Y, dtype=np.float32)
+        Y[exact] = Yfit[idx[exact, 0]]
+        stage = tuple(self.stages)[-1]
+        t = self.transform_iter
+        if t is None:
+            t = int(getattr(self, "stage_iterations_", (100,))[-1])
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            raise MotifLabError(f"transform_iter must be None or a non-negative integer; got {t!r}.")
+        lrs = (float(stage.learning_rate) * _schedule_factors(self.learning_rate_schedule, int(t))).astype(np.float32)
+        kneg = int(self.negative_samples)
+        wsum = w.sum(axis=1, dtype=np.float64)
+        n_neg = np.maximum(np.rint(kneg * wsum), 1 if kneg > 0 else 0).astype(np.int64)
+        keys = row_keys(X.view(np.uint32), np.uint64(self._seed()))
+        place_points(Y, np.ascontiguousarray(Yfit, dtype=np.float32), idx, w, exact, keys, n_neg,
+                     np.float32(stage.alpha), float(stage.n), int_exponent(stage.n),
+                     np.float32(stage.beta), float(stage.m), int_exponent(stage.m), float(kneg), lrs,
+                     float(self.max_step), self.force_form == "unit")
+        return Placement(Y, idx, dist, w, exact)
 
     # -------------------------------------------------------------- internals
     def _seed(self):

@@ -197,8 +197,9 @@ def test_sklearn_api(small):
     L = FRLayout(n_neighbors=5, n_iter=10)
     assert L.get_params()["n_neighbors"] == 5
     assert L.set_params(n_iter=12).n_iter == 12
-    with pytest.raises(MotifLabError, match="cannot place new points"):
-        L.fit(X).transform(X)
+    with pytest.raises(MotifLabError, match="not fitted"):
+        L.transform(X)
+    assert L.fit(X).transform(X).shape == (len(X), 2)
 
 
 @pytest.mark.parametrize(
@@ -296,3 +297,63 @@ def test_pair_force_coefficient_matches_its_formula(unit):
             want = min(want, ms / d)
             got = _pair_coef(np.float32(d * d), np.float32(coef), _int_exponent(e), float(e), np.float32(ms), unit)
             assert got == pytest.approx(want, rel=2e-6), (d, e)
+
+
+# --------------------------------------------------------------------------
+# out-of-sample placement (transform)
+# --------------------------------------------------------------------------
+def test_transform_places_held_back_points_in_their_cluster(mixture):
+    """Fit on 80 %, place the other 20 %: each lands among training points of its own class."""
+    from scipy.spatial import cKDTree
+
+    X, y = mixture
+    rng = np.random.default_rng(0)
+    test = rng.random(len(X)) < 0.2
+    L = FRLayout(random_state=0).fit(X[~test])
+    Y = L.transform(X[test])
+    assert Y.shape == (test.sum(), 2) and Y.dtype == np.float32 and np.isfinite(Y).all()
+    _, nb = cKDTree(L.embedding_).query(Y, k=5)
+    votes = y[~test][nb]
+    pred = np.array([np.bincount(v).argmax() for v in votes])
+    acc = np.mean(pred == y[test])
+    assert acc >= 0.98, acc
+
+
+def test_transform_reproduces_training_points_and_leaves_fit_alone(small):
+    X, _ = small
+    L = FRLayout(n_iter=60, random_state=0).fit(X)
+    ref = FRLayout(n_iter=60, random_state=0).fit_transform(X)
+    emb = L.embedding_.copy()
+    np.testing.assert_array_equal(L.transform(X), emb)  # exact copies keep their place
+    np.testing.assert_array_equal(L.embedding_, emb)      # transform never moves the fit
+    np.testing.assert_array_equal(emb, ref)
+    # nearly identical features land next to their training point
+    Xp = X + 1e-4 * np.random.default_rng(1).standard_normal(X.shape).astype(X.dtype)
+    shift = np.linalg.norm(L.transform(Xp) - emb, axis=1)
+    spread = np.linalg.norm(emb - emb.mean(0), axis=1).mean()
+    assert np.median(shift) < 0.05 * spread
+
+
+def test_transform_of_a_point_does_not_depend_on_its_batch(small):
+    X, _ = small
+    L = FRLayout(n_iter=60, random_state=0).fit(X[:400])
+    new = X[400:] + np.float32(0.01)
+    Y = L.transform(new)
+    perm = np.random.default_rng(2).permutation(len(new))
+    np.testing.assert_array_equal(L.transform(new[perm]), Y[perm])
+    np.testing.assert_array_equal(L.transform(new[5:6]), Y[5:6])
+    np.testing.assert_array_equal(L.transform(new[:0]).shape, (0, 2))
+    assert not np.array_equal(FRLayout(n_iter=60, random_state=1).fit(X[:400]).transform(new), Y)
+
+
+def test_transform_refuses_bad_features(small):
+    X, _ = small
+    L = FRLayout(n_iter=20, random_state=0).fit(X)
+    with pytest.raises(MotifLabError, match="shape"):
+        L.transform(X[:, :3])
+    bad = X[:3].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(MotifLabError, match="NaN"):
+        L.transform(bad)
+    with pytest.raises(MotifLabError, match="transform_iter"):
+        FRLayout(n_iter=20, transform_iter=-1).fit(X).transform(X[:2])

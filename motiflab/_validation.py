@@ -10,7 +10,7 @@ import numpy as np
 from .errors import MotifLabError
 
 __all__ = ["check_positions", "median_nn_distance", "check_int", "check_number", "check_labels", "check_shape",
-           "check_matrix", "MAX_PIXELS"]
+           "check_matrix", "check_image_array", "check_vector2", "MAX_PIXELS"]
 
 
 def check_positions(positions, name: str = "positions", min_n: int = 1, why: str | None = None) -> np.ndarray:
@@ -173,3 +173,31 @@ def check_matrix(X, name: str, min_rows: int = 1, ndim: int = 2, cols: int | Non
     if not np.isfinite(A).all():
         raise MotifLabError(f"{name} contains NaN or inf; drop or fill those entries first.")
     return A
+
+
+def check_image_array(image, name: str = "image") -> np.ndarray:
+    """``image`` as a C-contiguous float32 2-D array (numeric, non-empty), or a clear error.
+
+    Lighter than :func:`motiflab.image_checks.validate_image` (no NaN, size or
+    constant-image check): for inner steps that receive an already validated
+    or smoothed image but are public, so that a 1-D or object array is named
+    instead of failing inside a numba kernel.
+    """
+    a = np.asarray(image) if not isinstance(image, (str, bytes, dict)) else np.asarray(None)
+    if a.dtype.kind not in "fiub":
+        raise MotifLabError(f"{name} must be a numeric 2-D image, got "
+                            f"{_shown(image) if a.ndim == 0 else f'dtype {a.dtype}'}.")
+    if a.ndim != 2 or a.size == 0:
+        raise MotifLabError(f"{name} must be a 2-D image (rows, cols), got shape {a.shape}.")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def check_vector2(v, name: str) -> np.ndarray:
+    """``v`` as a finite float64 2-vector (a lattice vector in px), or a clear error."""
+    a = np.asarray(v) if not isinstance(v, (str, bytes, dict)) else np.asarray(None)
+    if a.dtype.kind not in "fiu" or a.shape != (2,):
+        raise MotifLabError(f"{name} must be a 2-vector (row, col) in px, got {_shown(v)}.")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise MotifLabError(f"{name} must be finite, got {_shown(v)}.")
+    return a

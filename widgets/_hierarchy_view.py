@@ -1,63 +1,194 @@
 """The motif-cell hierarchy diagram of :class:`~motiflab.widgets.views.ExplorerViews`.
 
-One row of nodes per level (level 1 at the bottom, the host first); clicking a
-node selects every occurrence of that motif-cell. Without a hierarchy the
-diagram shows one node per motif.
+Drawn in the visual language of the paper's Fig. 2D (Dan et al. 2022): every
+motif-cell is shown as a *picture* of what it looks like, one labelled row per
+level (level = number of unit cells), level 1 at the top and bigger motif-cells
+below, and a line from a motif-cell down to each bigger one that contains it.
+
+The picture of a motif-cell is the mean image of its occurrences, cut from the
+micrograph, with the unit cells of its pattern outlined and its atom columns
+drawn as dots in their motif colours (the same colours as everywhere else).
+Only occurrences in the same orientation are averaged (a pattern counted "up to
+rotation" occurs rotated too, and averaging those would blur it); at most
+:data:`MAX_AVERAGED` of them, so a picture costs a few small crops however
+common the motif-cell is. Without the analysis (no image) the picture is the
+cell outlines alone.
+
+Rows keep the :data:`MAX_PER_LEVEL` most frequent motif-cells of each level and
+at most :data:`MAX_LEVELS` levels (the smallest ones); the row labels and the
+title say how many are hidden. Nodes are placed with
+:func:`networkx.multipartite_layout` (one layer per level) after a few
+barycentre sweeps that order each row to reduce edge crossings (the ordering
+step of a Sugiyama layout), so node boxes never overlap and the layout is
+reproducible. Clicking a node selects every occurrence of that motif-cell in
+all views (the browser does it with ``_link_tap``; in the notebook the Python
+twin :meth:`HierarchyView.hierarchy_occurrences` gives the same columns).
+
+Without a hierarchy the diagram shows one node per motif (its class average).
+Everything is plain Bokeh data (``image_rgba`` pictures), so the view works in
+the standalone HTML with no kernel and is updated in place.
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
-from ._motif_views import motif_palette
+from motiflab.colors import UNASSIGNED, motif_colors
 
-__all__ = ["HierarchyView", "hierarchy_columns", "hierarchy_diagram", "motif_nodes"]
+__all__ = ["HierarchyView", "hierarchy_columns", "hierarchy_diagram", "motif_nodes", "node_occurrences",
+           "MAX_PER_LEVEL", "MAX_LEVELS", "MAX_AVERAGED"]
+
+#: most frequent motif-cells drawn per level (the rest are counted in the row label)
+MAX_PER_LEVEL = 6
+#: levels drawn (the smallest ones; larger levels are counted in the title)
+MAX_LEVELS = 10
+#: occurrences averaged into one picture
+MAX_AVERAGED = 48
+
+#: node geometry in screen pixels (the figure's data units are screen pixels, so pictures stay square)
+TILE = 68          # picture side
+LABEL_H = 15       # count label under the picture
+GAP_X = 18         # between nodes of a row
+GAP_Y = 34         # between rows (room for the edges)
+MARGIN_L = 128     # left margin holding the row labels
+PAD = 10           # around everything
+DUMMY_W = 14       # room a long edge takes where it crosses a row
+
+CAPTION = (
+    "<b>How to read this diagram.</b> Each picture is a <i>motif-cell</i>: a group of neighbouring unit "
+    "cells of the crystal that look alike wherever they occur. It shows the average image of its "
+    "occurrences, with the unit cells outlined and every atom column as a dot in its motif's colour. "
+    "Rows are <i>levels</i>: level <i>n</i> is made of <i>n</i> unit cells. Level 1 (top) holds single "
+    "cells, the first one being the perfect crystal's own cell (<i>host</i>); the others are the "
+    "defects. A line joins a motif-cell to a bigger one below that contains it. The number under a "
+    "picture says how often it was found (level 1: how many cells have it). "
+    "<b>Click a picture</b> to highlight its occurrences on the micrograph; hover for what it is made of."
+)
+CAPTION_NO_HIERARCHY = (
+    "<b>No motif-cell hierarchy</b> for this image, so each node is one motif (its class average) with "
+    "the number of columns it labels. <b>Click a picture</b> to highlight that motif's columns on the "
+    "micrograph."
+)
+
+_EMPTY_NODES = dict(x=[], y=[], w=[], h=[], image=[], ix=[], iy=[], lx=[], ly=[], text=[], id=[], level=[],
+                    count=[], n_cells=[], color=[], lw=[], title=[], made_of=[])
 
 
 class HierarchyView:
     """Mixin of :class:`~motiflab.widgets.views.ExplorerViews` building the hierarchy diagram.
 
-    Uses the host's ``width`` and ``_link_tap``; sets ``hierarchy`` (the figure),
-    ``hier_nodes`` and ``hier_edges``.
+    Uses the host's ``width``, ``source`` and ``_link_tap``; sets ``hierarchy``
+    (the figure with its caption below), ``hierarchy_fig``, ``hierarchy_caption``,
+    ``hier_nodes``, ``hier_edges`` and ``hier_levels``.
     """
 
     def _build_hierarchy(self):
-        from bokeh.models import ColumnDataSource, HoverTool, LabelSet, TapTool
+        from bokeh.layouts import column
+        from bokeh.models import ColumnDataSource, Div, HoverTool, LabelSet, Range1d, TapTool
         from bokeh.plotting import figure
 
-        w = int(self.width * 0.8)
-        self.hier_nodes = ColumnDataSource(dict(x=[], y=[], size=[], color=[], text=[], id=[], level=[],
-                                                count=[], composition=[]), name="hierarchy_nodes")
+        self.hier_nodes = ColumnDataSource(dict(_EMPTY_NODES), name="hierarchy_nodes")
         self.hier_edges = ColumnDataSource(dict(xs=[], ys=[]), name="hierarchy_edges")
-        fig = figure(width=w, height=260, title="Motif-cell hierarchy (click a node to select its occurrences)",
-                     tools="pan,wheel_zoom,reset", toolbar_location="right", name="hierarchy_fig")
+        self.hier_levels = ColumnDataSource(dict(x=[], y=[], text=[]), name="hierarchy_levels")
+        self._hier = None
+        w = int(self.width * 0.8)
+        fig = figure(frame_width=w, frame_height=200, title="Motif-cell hierarchy",
+                     x_range=Range1d(0, w), y_range=Range1d(-200, 0), tools="pan,wheel_zoom,reset",
+                     toolbar_location="right", name="hierarchy_fig", min_border=4)
+        fig.toolbar.active_scroll = None  # scrolling the page must not zoom the diagram
         fig.axis.visible = False
         fig.grid.visible = False
-        fig.x_range.range_padding = fig.y_range.range_padding = 0.25
-        fig.multi_line("xs", "ys", source=self.hier_edges, line_color="#bbbbbb", line_width=1)
-        nodes = fig.scatter("x", "y", size="size", fill_color="color", line_color="black", source=self.hier_nodes,
-                            nonselection_fill_alpha=0.35, name="hierarchy_node_r")
-        fig.add_layout(LabelSet(x="x", y="y", text="text", source=self.hier_nodes, text_font_size="8pt",
-                                x_offset=6, y_offset=4))
+        fig.outline_line_color = None
+        fig.multi_line("xs", "ys", source=self.hier_edges, line_color="#8a8a8a", line_width=1.3, line_alpha=0.8,
+                       name="hierarchy_edges_r")
+        fig.image_rgba(image="image", x="ix", y="iy", dw=TILE, dh=TILE, source=self.hier_nodes,
+                       name="hierarchy_pictures")
+        # the clickable node: a frame around picture + count, drawn over the picture
+        nodes = fig.rect("x", "y", width="w", height="h", source=self.hier_nodes, fill_color="white",
+                         fill_alpha=0.0, line_color="color", line_width="lw",
+                         selection_fill_alpha=0.0, selection_line_width=3.5, selection_line_color="#d62728",
+                         nonselection_fill_alpha=0.0, nonselection_line_alpha=0.6, name="hierarchy_node_r")
+        fig.add_layout(LabelSet(x="lx", y="ly", text="text", source=self.hier_nodes, text_font_size="9pt",
+                                text_align="center", text_baseline="bottom", text_color="#222222",
+                                name="hierarchy_counts"))
+        fig.text("x", "y", text="text", source=self.hier_levels, text_font_size="9pt", text_align="left",
+                 text_baseline="middle", text_color="#333333", text_font_style="bold", name="hierarchy_level_labels")
         fig.add_tools(TapTool(renderers=[nodes]),
-                      HoverTool(renderers=[nodes], tooltips="node @id, level @level, count @count<br>@composition"))
+                      HoverTool(renderers=[nodes], tooltips=(
+                          '<div style="max-width:320px"><b>@title</b><br>@made_of{safe}</div>')))
         self._link_tap(self.hier_nodes, "id", "hnode", "hcell")
-        self.hierarchy = fig
+        # the notebook twin of the browser-side click (no-op in a standalone page: no kernel)
+        self.hier_nodes.selected.on_change("indices", self._hierarchy_tapped)
+        self.hierarchy_caption = Div(text=CAPTION, width=w + 40, name="hierarchy_caption",
+                                     styles={"font-size": "12px", "color": "#333", "line-height": "1.35"})
+        self.hierarchy_fig = fig
+        self.hierarchy = column(fig, self.hierarchy_caption, name="hierarchy_panel")
 
-    def _set_hierarchy(self, hierarchy, mot):
+    def _set_hierarchy(self, hierarchy, mot, an=None):
+        """Replace the diagram's data (the figure is kept: updated in place).
+
+        Parameters
+        ----------
+        hierarchy : motiflab.hierarchy.Hierarchy or str or None
+            The hierarchy, or why there is none (then one node per motif).
+        mot : motiflab.motifs.Motifs
+            The motifs (labels, colours, class averages).
+        an : motiflab.Analysis, optional
+            For the image and positions the pictures are cut from; without it
+            the pictures show the cell outlines only.
+        """
         from motiflab.hierarchy import Hierarchy
 
         self.hier_nodes.selected.indices = []
         if isinstance(hierarchy, Hierarchy):
-            nodes, edges, title = hierarchy_diagram(hierarchy)
+            image = positions = None
+            if an is not None:
+                image, positions = np.asarray(an.image), np.asarray(an.positions, dtype=np.float64)
+            nodes, edges, title, levels, size = _diagram(hierarchy, mot, image, positions)
+            self.hierarchy_caption.text = CAPTION
+            self._hier = hierarchy
         else:
-            nodes, edges = motif_nodes(mot)
+            nodes, edges, levels, size = _motif_diagram(mot)
             why = f" ({hierarchy})" if isinstance(hierarchy, str) and hierarchy else ""
-            title = f"Motif counts{why}; click a node"
+            title = f"Motifs{why}"
+            self.hierarchy_caption.text = CAPTION_NO_HIERARCHY
+            self._hier = None
+        self._hier_labels = np.asarray(mot.labels, dtype=np.int64)
         self.hier_nodes.data = nodes
         self.hier_edges.data = edges
-        self.hierarchy.title.text = title
+        self.hier_levels.data = levels
+        fig = self.hierarchy_fig
+        fig.title.text = title
+        w, h = size
+        fig.frame_width, fig.frame_height = int(w), int(h)
+        fig.x_range.start, fig.x_range.end = 0, w
+        fig.y_range.start, fig.y_range.end = -h, 0
+        fig.x_range.reset_start, fig.x_range.reset_end = 0, w
+        fig.y_range.reset_start, fig.y_range.reset_end = -h, 0
+        self.hierarchy_caption.width = int(w) + 40
+
+    def hierarchy_occurrences(self, node_id):
+        """Columns (indices into ``source``) a click on node ``node_id`` selects.
+
+        The Python twin of the browser-side click: every column whose
+        component (``hnode``) or own cell (``hcell``) is that motif-cell.
+        """
+        d = self.source.data
+        a = np.asarray(d["hnode"], dtype=np.int64)
+        b = np.asarray(d["hcell"], dtype=np.int64)
+        return np.flatnonzero((a == int(node_id)) | (b == int(node_id)))
+
+    def _hierarchy_tapped(self, attr, old, new):
+        if not new:
+            return
+        ids = np.asarray(self.hier_nodes.data["id"], dtype=np.int64)[np.asarray(new, dtype=np.int64)]
+        sel = np.unique(np.concatenate([self.hierarchy_occurrences(i) for i in ids]))
+        if sorted(self.source.selected.indices) != sel.tolist():
+            self.source.selected.indices = sel.tolist()
 
 
+# ------------------------------------------------------------------------------ per-column keys
 def hierarchy_columns(hierarchy, labels):
     """Per column: the hierarchy node of its component and of its own cell (motif label as fallback)."""
     from motiflab.hierarchy import Hierarchy
@@ -71,53 +202,502 @@ def hierarchy_columns(hierarchy, labels):
     return np.asarray(labels, np.int64).copy(), np.full(len(labels), -2, np.int64)
 
 
-def motif_nodes(mot):
-    """Node/edge data of the fallback diagram: one node per motif, sized by its count."""
-    k = mot.n_motifs
-    counts = np.asarray(mot.counts, dtype=np.float64)
-    size = (8 + 22 * np.sqrt(counts / counts.max())).tolist() if k else []
-    nodes = dict(x=list(range(k)), y=[0.0] * k, size=size, color=motif_palette(k) if k else [],
-                 text=[f"#{i}" for i in range(k)], id=list(range(k)), level=[1] * k,
-                 count=[int(c) for c in mot.counts], composition=[f"motif {i}" for i in range(k)])
-    return nodes, dict(xs=[], ys=[])
+def node_occurrences(h, node_id):
+    """Columns that belong to an occurrence of motif-cell ``node_id`` (what a click selects).
 
+    Parameters
+    ----------
+    h : motiflab.hierarchy.Hierarchy
+    node_id : int
 
-def hierarchy_diagram(h, max_nodes=30, max_labels_per_level=8):
-    """Node/edge coordinates of the hierarchy: one row per level (level 1 at the bottom, host first).
-
-    At most ``max_nodes`` nodes are drawn (host, then the most frequent); only the
-    ``max_labels_per_level`` most frequent nodes of a level are labelled (hover shows all).
+    Returns
+    -------
+    ndarray of int
+        Columns whose connected component is that motif-cell, or whose own
+        cell has that (level-1) composition.
     """
-    cells = list(h.motif_cells)
-    host = [m for m in cells if m.dominant]
-    rest = sorted((m for m in cells if not m.dominant), key=lambda m: (-(m.count or 0), -m.n_cells, m.id))
-    keep = host + rest[: max(0, max_nodes - len(host))]
-    ids = {m.id for m in keep}
+    hnode, hcell = hierarchy_columns(h, np.zeros(len(h.column_cell), np.int64))
+    return np.flatnonzero((hnode == int(node_id)) | (hcell == int(node_id)))
+
+
+# ------------------------------------------------------------------------------ words
+def _motif_name(label):
+    return f"motif {label}"
+
+
+def _made_of_html(composition, colors):
+    """'made of: ■ motif 0 ×3, ■ motif 2 ×2' with each motif's colour."""
+    parts = []
+    for lab, n in composition:
+        try:
+            k = int(lab)
+        except (TypeError, ValueError):
+            k = -1
+        col = colors[k] if 0 <= k < len(colors) else UNASSIGNED
+        parts.append(f'<span style="color:{col};font-size:14px">&#9632;</span>&nbsp;'
+                     f'{html.escape(_motif_name(lab))}&nbsp;&times;{int(n)}')
+    return "made of: " + ", ".join(parts) if parts else "made of: no columns (an empty cell)"
+
+
+def _level_name(level):
+    return "level 1: single cells" if level == 1 else f"level {level}: {level} cells"
+
+
+def _node_words(m):
+    """(count label under the picture, hover title) of one motif-cell."""
+    if m.level == 1:
+        n = int(m.n_cells or m.count)
+        label = f"{n} cell{'s' if n != 1 else ''}"
+        kind = "host crystal cell" if m.dominant else "single cell"
+        alone = "" if m.dominant else f" ({int(m.count)} alone, the rest inside bigger motif-cells)"
+        title = f"motif-cell {m.id} · level 1 ({kind}) · found in {n} cells{alone}"
+    else:
+        label = f"found {int(m.count)}×"
+        title = f"motif-cell {m.id} · level {m.level} ({m.level} cells) · found {int(m.count)} times"
+    return label, title
+
+
+# ------------------------------------------------------------------------------ which nodes, where
+def _shown_nodes(h, max_per_level=MAX_PER_LEVEL, max_levels=MAX_LEVELS):
+    """The drawn motif-cells by level, and how many of each level are hidden.
+
+    Returns
+    -------
+    rows : dict level -> list of MotifCell (host first, then by frequency)
+    hidden : dict level -> int
+    hidden_levels : list of int
+        Levels not drawn at all.
+    """
     by_level: dict = {}
-    for m in sorted(keep, key=lambda m: (m.level, not m.dominant, -(m.count or 0), -m.n_cells, m.id)):
-        by_level.setdefault(m.level, []).append(m)
+    for m in h.motif_cells:
+        by_level.setdefault(int(m.level), []).append(m)
     levels = sorted(by_level)
-    pos, labelled = {}, set()
-    for row_i, lev in enumerate(levels):
-        ms = by_level[lev]
-        for j, m in enumerate(ms):
-            pos[m.id] = ((j + 0.5) / len(ms) * 10.0, float(row_i))
-        every = int(np.ceil(len(ms) / max_labels_per_level))
-        labelled |= {m.id for j, m in enumerate(ms) if j % every == 0}
-    counts = np.array([max(m.count, m.n_cells, 1) for m in keep], dtype=np.float64)
-    size = 8 + 18 * np.sqrt(counts / counts.max())
-    pal = motif_palette(max(len(levels), 1))
-    nodes = dict(
-        x=[pos[m.id][0] for m in keep], y=[pos[m.id][1] for m in keep], size=size.tolist(),
-        color=["#444444" if m.dominant else pal[levels.index(m.level) % len(pal)] for m in keep],
-        text=[("host" if m.dominant else f"L{m.level}·{m.id}") if m.id in labelled else "" for m in keep],
-        id=[int(m.id) for m in keep], level=[int(m.level) for m in keep], count=[int(m.count) for m in keep],
-        composition=[", ".join(f"{a}×{b}" for a, b in m.composition) for m in keep],
-    )
+    rows, hidden = {}, {}
+    for lev in levels[:max_levels]:
+        ms = sorted(by_level[lev], key=lambda m: (not m.dominant, -max(int(m.count), 0), -int(m.n_cells), m.id))
+        rows[lev] = ms[:max_per_level]
+        hidden[lev] = len(ms) - len(rows[lev])
+    return rows, hidden, levels[max_levels:]
+
+
+def _layers(rows, edges):
+    """Sugiyama steps 1-2: one layer per drawn level, and a *dummy* node in every layer a long edge crosses.
+
+    Returns
+    -------
+    layers : dict level -> list of keys
+        Node ids (int) and dummies ``("d", edge_index, level)``, host first.
+    chains : list of list of keys
+        Each edge as the sequence of keys it passes through, smaller level first.
+    """
+    levels = sorted(rows)
+    row_of = {m.id: lev for lev in levels for m in rows[lev]}
+    layers = {lev: [m.id for m in rows[lev]] for lev in levels}
+    chains = []
+    for e, (a, b) in enumerate(edges):
+        if row_of[a] > row_of[b]:
+            a, b = b, a
+        between = [lev for lev in levels if row_of[a] < lev < row_of[b]]
+        chain = [a] + [("d", e, lev) for lev in between] + [b]
+        for lev in between:
+            layers[lev].append(("d", e, lev))
+        chains.append(chain)
+    return layers, chains
+
+
+def _order_rows(layers, chains, dominant=(), sweeps=6):
+    """Sugiyama step 3: order each layer by the barycentre of its neighbours, sweeping down and up.
+
+    Fewer crossings, and a long edge's dummies line up. The host stays first in
+    its row (it is what a reader looks for first); a key with no neighbour in the
+    adjacent layer keeps its place.
+    """
+    levels = sorted(layers)
+    order = {lev: list(layers[lev]) for lev in levels}
+    nbr: dict = {}
+    for ch in chains:
+        for a, b in zip(ch[:-1], ch[1:]):
+            nbr.setdefault(a, []).append(b)
+            nbr.setdefault(b, []).append(a)
+
+    def sweep(seq):
+        for prev, lev in zip(seq[:-1], seq[1:]):
+            rank = {k: r for r, k in enumerate(order[prev])}
+            keyed = []
+            for r, k in enumerate(order[lev]):
+                ps = [rank[j] for j in nbr.get(k, ()) if j in rank]
+                keyed.append((float(np.mean(ps)) if ps else float(r), r, k))
+            order[lev] = [k for _, _, k in sorted(keyed, key=lambda t: (t[0], t[1]))]
+            host = [k for k in order[lev] if k in dominant]
+            order[lev] = host + [k for k in order[lev] if k not in dominant]
+
+    for _ in range(sweeps):
+        sweep(levels)
+        sweep(levels[::-1])
+    return order
+
+
+def _place(order):
+    """Sugiyama step 4: screen-pixel centres of every key, rows packed left to right and centred.
+
+    A node takes ``TILE + GAP_X`` pixels of its row and a dummy ``DUMMY_W``, so
+    node boxes never touch and a long edge passes between pictures, not behind
+    them. The figure's data units are screen pixels.
+    """
+    levels = sorted(order)
+    if not levels:
+        return {}, (0, 0)
+
+    def width(k):
+        return DUMMY_W if isinstance(k, tuple) else TILE + GAP_X
+
+    row_w = {lev: sum(width(k) for k in order[lev]) for lev in levels}
+    widest = max(row_w.values())
+    pitch_y = TILE + LABEL_H + GAP_Y
+    x_mid = MARGIN_L + PAD + widest / 2.0
+    out = {}
+    for r, lev in enumerate(levels):
+        x = x_mid - row_w[lev] / 2.0
+        for k in order[lev]:
+            out[k] = (x + width(k) / 2.0, -(PAD + pitch_y * (r + 0.5)))
+            x += width(k)
+    return out, (MARGIN_L + 2 * PAD + widest, 2 * PAD + pitch_y * len(levels))
+
+
+# ------------------------------------------------------------------------------ pictures
+def _crop(img, r0, c0, side):
+    """``img[r0:r0+side, c0:c0+side]`` with NaN where the window leaves the image."""
+    out = np.full((side, side), np.nan, np.float32)
+    H, W = img.shape
+    ra, rb, ca, cb = max(r0, 0), min(r0 + side, H), max(c0, 0), min(c0 + side, W)
+    if ra < rb and ca < cb:
+        out[ra - r0:rb - r0, ca - c0:cb - c0] = img[ra:rb, ca:cb]
+    return out
+
+
+def _render(mean, box, polys, dots, frame=None):
+    """The RGBA picture (TILE×TILE uint32, row 0 at the bottom for Bokeh) of one node.
+
+    Parameters
+    ----------
+    mean : ndarray (S, S) or None
+        Mean image of the occurrences (pixels of the crop ``box``).
+    box : (r0, c0, S)
+        The crop window in image pixels.
+    polys : list of (k, 2) arrays
+        Cell outlines, image ``(row, col)`` pixels.
+    dots : list of ((row, col), colour)
+        The columns of the reference occurrence.
+    """
+    from PIL import Image, ImageDraw
+
+    r0, c0, S = box
+    if mean is not None and np.isfinite(mean).any():
+        m = np.where(np.isfinite(mean), mean, np.nanmedian(mean))
+        lo, hi = np.percentile(m, [1.0, 99.5])
+        g = (np.clip((m - lo) / (hi - lo + 1e-12), 0, 1) * 255).astype(np.uint8)
+        im = Image.fromarray(g, mode="L").resize((TILE, TILE), Image.BILINEAR).convert("RGB")
+        line = (255, 255, 255, 150)   # cell outlines: faint white on the dark-background micrograph
+    else:
+        im = Image.new("RGB", (TILE, TILE), (236, 236, 236))
+        line = (60, 60, 60, 230)      # no image: the outlines are the picture
+    d = ImageDraw.Draw(im, "RGBA")
+    f = TILE / float(S)
+    for p in polys:
+        pts = [((c - c0) * f, (r - r0) * f) for r, c in p]
+        d.polygon(pts, outline=line)
+    rad = max(1.6, min(3.2, TILE / 22.0 * (8.0 / max(8.0, np.sqrt(len(dots)) * 2.5))))
+    for (r, c), col in dots:
+        x, y = (c - c0) * f, (r - r0) * f
+        d.ellipse([x - rad, y - rad, x + rad, y + rad], fill=col, outline=(0, 0, 0, 200))
+    if frame:
+        d.rectangle([0, 0, TILE - 1, TILE - 1], outline=frame, width=2)
+    rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)[::-1]
+    return np.ascontiguousarray(rgba).view(np.uint32).reshape(TILE, TILE)
+
+
+class _Pictures:
+    """Pictures of the motif-cells of one hierarchy (bookkeeping shared by all nodes)."""
+
+    def __init__(self, h, mot, image, positions):
+        self.h = h
+        self.image = None if image is None else np.asarray(image, dtype=np.float32)
+        self.pos = positions
+        self.labels = np.asarray(mot.labels, dtype=np.int64)
+        self.colors = motif_colors(max(mot.n_motifs, 1))
+        cells = np.asarray(h.cells, dtype=np.int64).reshape(-1, 2)
+        self.row_of = {(int(i), int(j)): r for r, (i, j) in enumerate(cells)}
+        self.cells = cells
+        cc = np.asarray(h.column_cell, dtype=np.int64)
+        self.usable = self.pos is not None and len(cc) == len(self.labels) == len(self.pos)
+        if self.usable:
+            ok = np.flatnonzero(cc >= 0)
+            srt = ok[np.argsort(cc[ok], kind="stable")]
+            bounds = np.searchsorted(cc[srt], np.arange(len(cells) + 1))
+            self.cols_of_row = (srt, bounds)
+        lat = h.lattice
+        self.lattice = lat
+        if lat is not None:
+            self.u, self.v, self.o = (np.asarray(a, dtype=np.float64) for a in (lat.u, lat.v, lat.origin))
+            self.cell_len = float(min(np.hypot(*self.u), np.hypot(*self.v)))
+        elif self.usable and len(self.pos) > 1:
+            from motiflab._validation import median_nn_distance
+
+            self.cell_len = float(median_nn_distance(self.pos))
+        else:
+            self.cell_len = 10.0
+
+    def columns_of(self, rows):
+        if not self.usable:
+            return np.zeros(0, np.int64)
+        srt, b = self.cols_of_row
+        return np.concatenate([srt[b[r]:b[r + 1]] for r in rows]) if len(rows) else np.zeros(0, np.int64)
+
+    def occurrences(self, m):
+        """Occurrences of ``m`` as lists of cells ``(i, j)`` (level 1: every cell with that composition)."""
+        if m.level == 1 or not m.locations:
+            rows = np.flatnonzero(np.asarray(self.h.cell_node) == m.id)
+            if len(rows) > MAX_AVERAGED:  # an even, deterministic spread over the field of view
+                rows = rows[np.linspace(0, len(rows) - 1, MAX_AVERAGED).round().astype(int)]
+            return [[tuple(int(x) for x in self.cells[r])] for r in rows]
+        return [[tuple(int(x) for x in c) for c in loc.get("cells", [])] for loc in m.locations]
+
+    def picture(self, m):
+        occ = [o for o in self.occurrences(m) if o and all(c in self.row_of for c in o)]
+        frame = (40, 40, 40, 255) if m.dominant else None
+        if not occ:
+            return _render(None, (0, 0, 1), [], [], frame)
+        if self.lattice is not None:
+            return self._lattice_picture(occ, frame)
+        return self._free_picture(occ, frame)
+
+    def _key(self, occ):
+        """Occurrence shape up to translation, with each cell's composition: same key = same orientation."""
+        a = np.array(occ)
+        base = a.min(0)
+        node = np.asarray(self.h.cell_node)
+        return tuple(sorted((int(i - base[0]), int(j - base[1]), int(node[self.row_of[(i, j)]])) for i, j in occ)), \
+            (int(base[0]), int(base[1]))
+
+    def _lattice_picture(self, occ, frame):
+        groups: dict = {}
+        for o in occ:
+            k, base = self._key(o)
+            groups.setdefault(k, []).append(base)
+        key = max(groups, key=lambda k: len(groups[k]))  # the most common orientation
+        bases = groups[key][:MAX_AVERAGED]
+        ref = np.array(bases[0], dtype=np.float64)
+        ref_cells = [(int(ref[0]) + di, int(ref[1]) + dj) for di, dj, _ in key]
+        corners = np.array([self.o + (i + s) * self.u + (j + t) * self.v
+                            for i, j in ref_cells for s, t in ((0, 0), (1, 0), (1, 1), (0, 1))])
+        lo, hi = corners.min(0), corners.max(0)
+        pad = 0.2 * self.cell_len
+        side = int(np.ceil(max(hi - lo) + 2 * pad))
+        centre = (lo + hi) / 2.0
+        r0, c0 = int(np.floor(centre[0] - side / 2)), int(np.floor(centre[1] - side / 2))
+        mean = None
+        if self.image is not None:
+            crops = []
+            for b in bases:
+                shift = (b[0] - ref[0]) * self.u + (b[1] - ref[1]) * self.v
+                crops.append(_crop(self.image, r0 + int(round(shift[0])), c0 + int(round(shift[1])), side))
+            with np.errstate(all="ignore"):
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mean = np.nanmean(np.stack(crops), axis=0)
+        polys = [corners[4 * q:4 * q + 4] for q in range(len(ref_cells))]
+        rows = [self.row_of[c] for c in ref_cells]
+        dots = self._dots(rows)
+        return _render(mean, (r0, c0, side), polys, dots, frame)
+
+    def _free_picture(self, occ, frame):
+        """Voronoi cells: no lattice to align occurrences, so one real example (level 1: the mean of
+        single-column crops, which need no alignment)."""
+        rows = [self.row_of[c] for c in occ[0]]
+        cols = self.columns_of(rows)
+        if not len(cols):
+            return _render(None, (0, 0, 1), [], [], frame)
+        p = self.pos[cols]
+        lo, hi = p.min(0) - 0.7 * self.cell_len, p.max(0) + 0.7 * self.cell_len
+        side = int(np.ceil(max(hi - lo)))
+        centre = (lo + hi) / 2.0
+        r0, c0 = int(np.floor(centre[0] - side / 2)), int(np.floor(centre[1] - side / 2))
+        mean = None
+        if self.image is not None:
+            if len(occ[0]) == 1 and len(occ) > 1:
+                crops = []
+                for o in occ[:MAX_AVERAGED]:
+                    cc = self.columns_of([self.row_of[o[0]]])
+                    if len(cc):
+                        d = self.pos[cc[0]] - self.pos[cols[0]]
+                        crops.append(_crop(self.image, r0 + int(round(d[0])), c0 + int(round(d[1])), side))
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mean = np.nanmean(np.stack(crops), axis=0)
+            else:
+                mean = _crop(self.image, r0, c0, side)
+        return _render(mean, (r0, c0, side), [], self._dots(rows), frame)
+
+    def _dots(self, rows):
+        cols = self.columns_of(rows)
+        if not len(cols):
+            return []
+        out = []
+        for c in cols:
+            k = int(self.labels[c])
+            out.append((tuple(self.pos[c]), self.colors[k] if 0 <= k < len(self.colors) else UNASSIGNED))
+        return out
+
+
+# ------------------------------------------------------------------------------ diagram data
+def _node_box(x, y):
+    """(picture corner x, y, count-label x, y) of a node centred at (x, y)."""
+    h = TILE + LABEL_H
+    return x - TILE / 2.0, y - h / 2.0 + LABEL_H, x, y - h / 2.0 + 1
+
+
+def _diagram(h, mot, image, positions, max_per_level=MAX_PER_LEVEL, max_levels=MAX_LEVELS):
+    """Node, edge and row-label data of a hierarchy, its title and the frame size (px)."""
+    rows, hidden, hidden_levels = _shown_nodes(h, max_per_level, max_levels)
+    shown = {m.id: m for ms in rows.values() for m in ms}
+    edges = [(int(a), int(b)) for a, b in h.edges if a in shown and b in shown]
+    layers, chains = _layers(rows, edges)
+    order = _order_rows(layers, chains, dominant={m.id for m in shown.values() if m.dominant})
+    pos, (w, hgt) = _place(order)
+    pics = _Pictures(h, mot, image, positions)
+    colors = motif_colors(max(mot.n_motifs, 1))
+    nodes = {k: [] for k in _EMPTY_NODES}
+    for lev in sorted(order):
+        for i in order[lev]:
+            if isinstance(i, tuple):  # a dummy: where a long edge crosses this row
+                continue
+            m = shown[i]
+            x, y = pos[i]
+            ix, iy, lx, ly = _node_box(x, y)
+            label, title = _node_words(m)
+            nodes["x"].append(x)
+            nodes["y"].append(y)
+            nodes["w"].append(float(TILE))
+            nodes["h"].append(float(TILE + LABEL_H))
+            nodes["image"].append(pics.picture(m))
+            nodes["ix"].append(ix)
+            nodes["iy"].append(iy)
+            nodes["lx"].append(lx)
+            nodes["ly"].append(ly)
+            nodes["text"].append(label)
+            nodes["id"].append(int(m.id))
+            nodes["level"].append(int(m.level))
+            nodes["count"].append(int(m.count))
+            nodes["n_cells"].append(int(m.n_cells))
+            nodes["color"].append("#111111" if m.dominant else "#9a9a9a")
+            nodes["lw"].append(3.0 if m.dominant else 1.5)
+            nodes["title"].append(title)
+            nodes["made_of"].append(_made_of_html(m.composition, colors))
+    half = (TILE + LABEL_H) / 2.0
     xs, ys = [], []
-    for a, b in h.edges:
-        if a in ids and b in ids:
-            xs.append([pos[a][0], pos[b][0]])
-            ys.append([pos[a][1], pos[b][1]])
-    title = f"Hierarchy: {len(cells)} motif-cells ({len(keep)} shown); click a node"
-    return nodes, dict(xs=xs, ys=ys), title
+    for chain in chains:  # from the bottom of the smaller motif-cell (above) to the top of the bigger one
+        ex, ey = [], []
+        for j, k in enumerate(chain):
+            x, y = pos[k]
+            if j > 0:             # enter a row at its top ...
+                ex.append(x)
+                ey.append(y + half)
+            if j < len(chain) - 1:  # ... and leave it at its bottom (a dummy runs straight down the row)
+                ex.append(x)
+                ey.append(y - half)
+        xs.append(ex)
+        ys.append(ey)
+    lv = dict(x=[], y=[], text=[])
+    for lev in sorted(order):
+        y = pos[order[lev][0]][1]
+        more = f"\n+{hidden[lev]} more not shown" if hidden[lev] else ""
+        if any(shown[k].dominant for k in order[lev] if not isinstance(k, tuple)):
+            more = "\n(first, framed: the host\ncrystal's own cell)" + more
+        lv["x"].append(PAD)
+        lv["y"].append(y)
+        lv["text"].append(_level_name(lev) + more)
+    n_all = len(h.motif_cells)
+    title = f"Motif-cell hierarchy: {n_all} motif-cells, {len(shown)} shown"
+    if hidden_levels:
+        title += f" (levels {hidden_levels[0]}–{hidden_levels[-1]} not drawn)"
+    return nodes, dict(xs=xs, ys=ys), title, lv, (max(w, 240), max(hgt, 120))
+
+
+def hierarchy_diagram(h, mot=None, image=None, positions=None, max_per_level=MAX_PER_LEVEL, max_levels=MAX_LEVELS):
+    """Node/edge data of the hierarchy diagram, and its title.
+
+    Parameters
+    ----------
+    h : motiflab.hierarchy.Hierarchy
+    mot : motiflab.motifs.Motifs, optional
+        For the motif colours of the columns (default: colours by label).
+    image, positions : ndarray, optional
+        The micrograph and column positions the pictures are cut from.
+    max_per_level, max_levels : int
+        How many nodes per level and levels are drawn.
+
+    Returns
+    -------
+    nodes : dict
+        ``hier_nodes`` columns (one row per drawn motif-cell).
+    edges : dict
+        ``xs``, ``ys`` of the containment edges between drawn nodes.
+    title : str
+    """
+    if mot is None:
+        from types import SimpleNamespace
+
+        labels = np.zeros(len(h.column_cell), np.int64)
+        n = len(h.label_names)
+        mot = SimpleNamespace(labels=labels, n_motifs=n)
+    nodes, edges, title, _, _ = _diagram(h, mot, image, positions, max_per_level, max_levels)
+    return nodes, edges, title
+
+
+def _motif_diagram(mot):
+    """Fallback (no hierarchy): one node per motif, its class average as the picture."""
+    k = int(mot.n_motifs)
+    colors = motif_colors(max(k, 1))
+    ncol = max(1, min(k, MAX_PER_LEVEL + 2))
+    nrow = max(1, int(np.ceil(k / ncol)))
+    pitch_x, pitch_y = TILE + GAP_X, TILE + LABEL_H + GAP_Y
+    nodes = {c: [] for c in _EMPTY_NODES}
+    for i in range(k):
+        r, c = divmod(i, ncol)
+        x = MARGIN_L + PAD + pitch_x * (c + 0.5)
+        y = -(PAD + pitch_y * (r + 0.5))
+        ix, iy, lx, ly = _node_box(x, y)
+        a = np.asarray(mot.class_averages[i], dtype=np.float32)
+        P = a.shape[0]
+        frame = tuple(int(colors[i][j:j + 2], 16) for j in (1, 3, 5)) + (255,)
+        nodes["x"].append(x)
+        nodes["y"].append(y)
+        nodes["w"].append(float(TILE))
+        nodes["h"].append(float(TILE + LABEL_H))
+        nodes["image"].append(_render(a, (0, 0, P), [], [], frame))
+        nodes["ix"].append(ix)
+        nodes["iy"].append(iy)
+        nodes["lx"].append(lx)
+        nodes["ly"].append(ly)
+        nodes["text"].append(f"{int(mot.counts[i])} columns")
+        nodes["id"].append(i)
+        nodes["level"].append(1)
+        nodes["count"].append(int(mot.counts[i]))
+        nodes["n_cells"].append(0)
+        nodes["color"].append(colors[i])
+        nodes["lw"].append(2.0)
+        nodes["title"].append(f"motif {i} · {int(mot.counts[i])} columns")
+        nodes["made_of"].append("its class average (the mean of its patches)")
+    lv = dict(x=[PAD], y=[-(PAD + pitch_y / 2.0)], text=["motifs"]) if k else dict(x=[], y=[], text=[])
+    size = (max(240, MARGIN_L + 2 * PAD + ncol * pitch_x), max(120, 2 * PAD + nrow * pitch_y))
+    return nodes, dict(xs=[], ys=[]), lv, size
+
+
+def motif_nodes(mot):
+    """Node/edge data of the fallback diagram: one node per motif (class-average picture, count)."""
+    nodes, edges, _, _ = _motif_diagram(mot)
+    return nodes, edges

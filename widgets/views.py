@@ -236,7 +236,7 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             self._set_gallery(mot)
             self._set_counts(mot)
         if new_n or "motifs" in changed or "hierarchy" in changed:
-            self._set_hierarchy(hierarchy, mot)
+            self._set_hierarchy(hierarchy, mot, an)
         self.summary.text = _summary_html(summary if summary is not None else an.summary(), image_title(an),
                                           provenance_line(an))
         k = len(self.source.selected.indices)

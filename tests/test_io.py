@@ -106,3 +106,61 @@ def test_markers_persist_when_the_signal_is_saved(analysed, tmp_path):
     assert len(markers) == 1
     m = back.metadata.Markers[markers[0][0]] if isinstance(markers[0], tuple) else markers[0]
     np.testing.assert_allclose(np.asarray(m.kwargs["offsets"]), an.markers().kwargs["offsets"])
+
+
+# ------------------------------------------------------------------------ motif colours (markers, explorer, report)
+def _rgb(c):
+    c = c.lstrip("#")
+    return np.array([int(c[i:i + 2], 16) for i in (0, 2, 4)], dtype=float)
+
+
+def _lab(c):
+    """CIE L*a*b* (D65) of a hex colour: distances in it are roughly what the eye sees."""
+    rgb = _rgb(c) / 255
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = m @ lin / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _min_delta_e(cols):
+    lab = np.array([_lab(c) for c in cols])
+    d = np.linalg.norm(lab[:, None] - lab[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    return d.min()
+
+
+def test_palette_has_many_distinct_non_grey_colours():
+    from motiflab.colors import UNASSIGNED, label_colors, motif_colors
+
+    cols = motif_colors(40)
+    assert len(set(cols)) == 40  # no repeat before 40 motifs (the old list repeated after 20)
+    rgb = np.array([_rgb(c) for c in cols])
+    assert (rgb.max(1) - rgb.min(1) >= 0.25 * 255 - 1).all()  # none grey (nor black / white)
+    assert UNASSIGNED not in cols
+    assert min(np.linalg.norm(_lab(c) - _lab(UNASSIGNED)) for c in cols) > 20
+    # no two look alike (CIE76 ΔE; the hand-made list had #1f77b4 / #3182bd at ΔE 4.6, "the same blue")
+    assert _min_delta_e(cols[:20]) > 20
+    assert _min_delta_e(cols) > 10
+    assert label_colors(np.array([-1, 0, 19]), 20).tolist() == [UNASSIGNED, cols[0], cols[19]]
+
+
+def test_markers_use_the_shared_palette():
+    from motiflab.colors import UNASSIGNED, motif_colors
+
+    m = io.to_markers(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([0, 1, -1]))
+    colors = [str(c) for c in np.ravel(m.kwargs["color"])]
+    assert colors == motif_colors(2) + [UNASSIGNED]
+
+
+@pytest.mark.parametrize("background", ["#e377c2", "#17becf", "#bcbd22", "#ffff9a", "#1f77b4", "#3a0183"])
+def test_label_text_is_readable_on_any_motif_colour(background):
+    from motiflab.colors import luminance, motif_colors, text_color
+
+    def contrast(a, b):
+        la, lb = sorted([luminance(a), luminance(b)])
+        return (lb + 0.05) / (la + 0.05)
+
+    assert contrast(background, text_color(background)) >= 4.5  # WCAG AA for normal text
+    assert all(contrast(c, text_color(c)) >= 4.5 for c in motif_colors(60))

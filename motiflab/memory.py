@@ -1,4 +1,4 @@
-"""A memory guard: refuse an allocation that cannot fit, before making it.
+"""Guards: refuse an allocation that cannot fit, or work that would run for hours, before starting it.
 
 A patch stack, a neighbour graph or a playback buffer is sized from the
 image and the parameters, so its size is known before it is allocated. When it
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from .errors import MotifLabError
 
-__all__ = ["available_bytes", "check_fits"]
+__all__ = ["available_bytes", "check_fits", "check_duration", "MAX_SECONDS"]
+
+#: longest a single stage may be estimated to take before it is refused (a typo, not a plan)
+MAX_SECONDS = 600.0
 
 #: share of the available memory one allocation may take (the rest is for the copies around it)
 FRACTION = 0.8
@@ -48,4 +51,16 @@ def check_fits(nbytes: float, what: str, advice: str, available: int | None = No
     avail = available_bytes() if available is None else int(available)
     if nbytes > FRACTION * avail:
         raise MotifLabError(f"{what} need about {_human(nbytes)} but only {_human(avail)} of memory is available; "
+                            f"{advice}.")
+
+
+def check_duration(seconds: float, what: str, advice: str, limit: float = MAX_SECONDS) -> None:
+    """Refuse work estimated to take longer than ``limit`` seconds, before starting it.
+
+    The estimates are deliberately rough (a factor of a few): they catch an
+    extra zero in a parameter, not a long but sensible run.
+    """
+    if seconds > limit:
+        took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+        raise MotifLabError(f"{what} would take about {took} (estimated; the limit is {limit / 60:.0f} min); "
                             f"{advice}.")

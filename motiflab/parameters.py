@@ -257,14 +257,14 @@ SPEC = (
               label="rotation invariant"),
     # ---- graph
     Parameter("n_neighbors", "graph", "int", 10, "k of the k-nearest-neighbour graph of the features",
-              low=2, high=200, ui=(2, 50, 1), label="k (neighbours)"),
+              low=2, high=100, ui=(2, 50, 1), label="k (neighbours)"),
     Parameter("seed", "graph", "int", 0, "random seed: the same seed gives the same result",
               low=0, high=2**32 - 1, keyword="random_state", label="seed"),
     # ---- layout
     Parameter("negative_samples", "layout", "int", 5, "random non-neighbours each point is pushed from per step",
-              low=0, high=100, ui=(0, 30, 1), label="k′ (negatives)"),
+              low=0, high=50, ui=(0, 30, 1), label="k′ (negatives)"),
     Parameter("n_iter", "layout", "int", None, "iterations of the force-relaxed layout",
-              low=1, high=100_000, auto=None, auto_doc="200", ui=(10, 2000, 10), label="iterations"),
+              low=1, high=20_000, auto=None, auto_doc="200", ui=(10, 2000, 10), label="iterations"),
     Parameter("stage_split", "layout", "float", None, "fraction of the iterations spent in stage 1",
               low=0.0, high=1.0, low_open=True, auto=None, auto_doc="0.5", ui=(0.05, 0.95, 0.05),
               label="stage split"),

@@ -146,9 +146,16 @@ def evidence_patches(image, cols, pt, patch_size):
 
 
 def compute_features(an):
+    from .memory import check_fits
     from .zernike import zernike_moments
 
     kw = stage_kwargs(an.params, "features")
+    n_moments = (kw["n_max"] + 1) * (kw["n_max"] + 2) // 2
+    size = an.patch_size
+    # the basis (float64) and the moments of every patch (float32, twice while they are made contiguous)
+    check_fits(8 * n_moments * size * size + 8 * len(an.get("patches").patches) * n_moments,
+               f"Zernike moments up to n_max={kw['n_max']} of {size}×{size} px patches",
+               "use a smaller n_max (the paper's is 10) or patch_size")
     X = zernike_moments(an.get("patches").patches, **kw)
     return Features(X=np.ascontiguousarray(X, dtype=np.float32), n_max=kw["n_max"], rotinv=kw["rotinv"])
 
@@ -182,7 +189,19 @@ def layout_estimator(params: dict, callback=None, verbose=False):
                     verbose=bool(verbose), callback=callback)
 
 
+#: seconds per point, iteration and neighbour of the FR layout on one core (2048² image: 60k columns,
+#: 200 iterations, 16 neighbours and negatives in about 4 s); an upper estimate
+LAYOUT_SECONDS_PER_UPDATE = 2e-8
+
+
 def compute_layout(an):
+    from .memory import check_duration
+
+    eff = an.effective_params()
+    n = len(an.get("features").X)
+    work = n * eff["n_iter"] * (eff["n_neighbors"] + eff["negative_samples"] + 1)
+    check_duration(work * LAYOUT_SECONDS_PER_UPDATE, f"the FR layout of {n} columns with n_iter={eff['n_iter']}",
+                   "use fewer iterations (n_iter; the default is 200) or negative_samples")
     est = an.layout_estimator()
     emb = est.fit_transform(an.get("features").X, graph=an.get("graph"))
     return Layout(embedding=np.asarray(emb, dtype=np.float32), snapshots=est.snapshots_,

@@ -71,8 +71,8 @@ def test_layout_parameters_reach_the_estimator():
     ("seed", 2**70, "≤ 4294967295"),
     ("seed", -1, "≥ 0"),
     ("n_max", 100, "≤ 40"),
-    ("negative_samples", 10**6, "≤ 100"),
-    ("n_iter", 10**7, "≤ 100000"),
+    ("negative_samples", 10**6, "≤ 50"),
+    ("n_iter", 10**7, "≤ 20000"),
     ("n_iter", 2.5, "whole number"),
     ("rotinv", "maybe", "True or False"),
     ("smoothing", "wavelet", "one of 'matched'"),
@@ -237,3 +237,17 @@ def test_a_refused_stage_stays_refused_until_its_input_changes(mose2_small_analy
     assert len(an.log) == n0  # the refusal was cached, not recomputed
     an.set(hierarchy_max_columns=10**6)
     assert len(an.hierarchy.cells) > 0
+
+
+def test_work_estimated_to_take_hours_is_refused_before_it_starts(mose2_small_analysis):
+    from motiflab import stages
+
+    an = mose2_small_analysis.copy()
+    an.set(n_iter=20_000, negative_samples=50, n_neighbors=100)
+    old = stages.LAYOUT_SECONDS_PER_UPDATE
+    stages.LAYOUT_SECONDS_PER_UPDATE = 1e-3  # as if on a machine a hundred thousand times slower
+    try:
+        with pytest.raises(MotifLabError, match="would take about .* use fewer iterations"):
+            an.get("layout")
+    finally:
+        stages.LAYOUT_SECONDS_PER_UPDATE = old

@@ -13,8 +13,11 @@ from .errors import MotifLabError
 __all__ = ["analyse_file", "run_batch"]
 
 
-def analyse_file(image, out, overwrite=False, frame=None, **params) -> dict:
+def analyse_file(image, out, overwrite=False, frame=None, model=None, **params) -> dict:
     """Analyse one file and write its RESULT.npz; errors are returned, not raised.
+
+    With ``model`` (a :class:`motiflab.model.MotifModel` or the path of a saved
+    one), the file is classified into the model's motifs instead of fitting its own.
 
     Returns
     -------
@@ -24,7 +27,13 @@ def analyse_file(image, out, overwrite=False, frame=None, **params) -> dict:
     from .analysis import Analysis
 
     try:
-        an = Analysis(image, frame=frame, **params).run()
+        if model is not None:
+            from .model import MotifModel, load_model
+
+            mdl = model if isinstance(model, MotifModel) else load_model(model)
+            an = mdl.classify(image, frame=frame)
+        else:
+            an = Analysis(image, frame=frame, **params).run()
         an.save(out, overwrite=overwrite)
         return dict(image=str(image), out=str(out), n_columns=len(an.positions),
                     n_motifs=an.motifs.n_motifs, error=None)
@@ -34,7 +43,7 @@ def analyse_file(image, out, overwrite=False, frame=None, **params) -> dict:
 
 
 def run_batch(images, out_dir, overwrite=False, workers=None, frame=None, progress=True,
-              scheduler="processes", **params) -> list[dict]:
+              scheduler="processes", model=None, **params) -> list[dict]:
     """Analyse ``images`` in parallel, writing ``out_dir/<stem>.npz`` for each.
 
     Parameters
@@ -44,9 +53,13 @@ def run_batch(images, out_dir, overwrite=False, workers=None, frame=None, progre
         Created if missing. Existing results are kept unless ``overwrite``.
     workers : int, optional
         Number of worker processes (default: Dask's, i.e. the core count).
-    scheduler : str
+    scheduler : str or distributed.Client
         Dask scheduler: ``"processes"`` (default), ``"threads"``, ``"synchronous"``,
-        or ``"distributed"`` to use an already-created ``distributed.Client``.
+        ``"distributed"`` to use an already-created ``distributed.Client``, a
+        ``distributed.Client`` itself, or a scheduler address (``"tcp://host:8786"``).
+    model : MotifModel or str, optional
+        Classify every file into this model's motifs (one motif numbering for
+        the whole batch) instead of fitting motifs per file.
     **params
         Analysis parameters (see :data:`motiflab.analysis.DEFAULTS`).
 
@@ -70,7 +83,26 @@ def run_batch(images, out_dir, overwrite=False, workers=None, frame=None, progre
         seen[out] = img
         if out.exists() and not overwrite:
             raise MotifLabError(f"{out} already exists; pass --overwrite or choose another --out-dir.")
-    tasks = [dask.delayed(analyse_file)(str(i), str(o), overwrite, frame, **params) for i, o in zip(images, outs)]
+    if isinstance(model, (str, Path)):
+        from .model import load_model
+
+        model = load_model(model)  # read once, here: a bad model file fails before any work
+    mdl = None if model is None else dask.delayed(model, pure=True)
+    tasks = [dask.delayed(analyse_file)(str(i), str(o), overwrite, frame, mdl, **params) for i, o in zip(images, outs)]
+    if scheduler not in ("processes", "threads", "synchronous", "sync", "distributed"):
+        from .series import _client
+
+        client, own = _client(scheduler)  # an address or a Client
+        try:
+            futures = client.compute(tasks)
+            if progress:
+                from distributed import progress as dprogress
+
+                dprogress(futures)
+            return list(client.gather(futures))
+        finally:
+            if own:
+                client.close()
     cfg = {} if scheduler == "distributed" else {"scheduler": scheduler}
     if workers is not None and scheduler != "distributed":
         cfg["num_workers"] = int(workers)

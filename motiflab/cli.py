@@ -157,8 +157,13 @@ def cmd_demo(args) -> int:
 def cmd_batch(args) -> int:
     from .batch import run_batch
 
+    extra = {}
+    if getattr(args, "scheduler", None):
+        extra["scheduler"] = args.scheduler
+    if getattr(args, "model", None):
+        extra["model"] = args.model
     results = run_batch(args.images, args.out_dir, overwrite=args.overwrite, workers=args.workers,
-                        frame=args.frame, progress=not args.quiet, **_params(args))
+                        frame=args.frame, progress=not args.quiet, **extra, **_params(args))
     failed = [r for r in results if r["error"]]
     for r in results:
         status = "ok" if not r["error"] else f"FAILED: {r['error']}"
@@ -198,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("images", nargs="+", help="image files")
     b.add_argument("--out-dir", required=True, help="folder for the results (created if missing)")
     b.add_argument("--workers", type=_positive_int, default=None, help="parallel worker processes (default: cores)")
+    b.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler: threads, processes (default), synchronous, or a distributed scheduler "
+                        "address such as tcp://host:8786")
+    b.add_argument("--model", default=None, metavar="M.hspy",
+                   help="classify every file into a saved motif model's motifs (one numbering for the batch)")
     _add_analysis_args(b)
     b.set_defaults(func=cmd_batch)
 

@@ -83,7 +83,9 @@ def load(source, frame=None, lazy=False):
     frame : int or tuple of int, optional
         For a stack/series, the navigation index of the frame to analyse.
     lazy : bool
-        Open the file lazily (Dask-backed) — for large series.
+        Open the file lazily (Dask-backed) — for large series. A lazy stack
+        opened without ``frame`` is returned whole, for
+        :func:`motiflab.series.classify_series`.
 
     Returns
     -------
@@ -145,6 +147,8 @@ def load(source, frame=None, lazy=False):
             )
     nav = sig.axes_manager.navigation_shape
     if sig.axes_manager.navigation_dimension > 0:
+        if frame is None and lazy:
+            return sig  # a lazy stack stays whole: motiflab.series classifies it frame by frame
         if frame is None:
             raise MotifLabError(
                 f"this is a stack of {int(np.prod(nav))} images (navigation shape {nav}); pick one with "

@@ -200,9 +200,12 @@ class Analysis:
 
             bar = tqdm(total=len(todo), desc="motiflab", unit="stage")
         try:
+            from .warmup import is_warm, mark_warm
+
             for s in todo:
                 if bar is not None:
-                    bar.set_postfix_str(s)
+                    # a new environment compiles numba kernels on first use: say why it waits
+                    bar.set_postfix_str(s if is_warm(s) else f"{s} (compiling once)")
                 t0 = time.perf_counter()
                 try:
                     self._cache[s] = COMPUTE[s](self)
@@ -210,6 +213,7 @@ class Analysis:
                     self._cache[s] = _Failed(exc)
                     raise
                 dt = time.perf_counter() - t0
+                mark_warm(s)
                 self.log.append((s, dt))
                 for cb in self._callbacks:
                     cb(s, dt)

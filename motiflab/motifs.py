@@ -97,13 +97,13 @@ _relabel_by_size = canonical_labels  # the old private name
 #: 34k columns: 0.15-0.2 s for the 10k subsample, 0.8 s for all points)
 MAX_CLUSTER_POINTS = 10_000
 
-#: up to this many points HDBSCAN is scikit-learn's (compiled ahead, nothing to
-#: compile on first use); above, fast_hdbscan's, whose numba kernels take ~80 s
-#: to compile once per environment (then cached on disk) and run 1.5-2.3x faster
-#: from 4 000 points on (0.07 against 0.11 s at 4 000, 0.16 against 0.43 s at
-#: 8 500; at 3 000: 0.054 against 0.084 s).  The two give the same clusters up to
-#: ties (ARI 0.989-0.999 on FR layouts of 1 000-6 000 columns).
-SKLEARN_MAX_POINTS = 3_000
+#: up to this many points HDBSCAN is scikit-learn's: compiled ahead, so a new environment's
+#: first analysis does not wait ~80 s for fast_hdbscan's numba kernels to compile. That covers
+#: every clustering of the default pipeline (it subsamples to MAX_CLUSTER_POINTS). fast_hdbscan,
+#: 2-4x faster from 4 000 points on (10 000 points: 0.08 against 0.31 s on a busy 2-core
+#: machine; the same clusters, ARI 0.999-1.0), serves larger unsubsampled inputs and
+#: cluster_selection_epsilon > 0 (see hdbscan_estimator).
+SKLEARN_MAX_POINTS = MAX_CLUSTER_POINTS
 
 
 def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,

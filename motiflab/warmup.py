@@ -3,8 +3,12 @@
 numba compiles a kernel the first time it runs and caches the machine code on
 disk (``cache=True``, next to the module, or in ``NUMBA_CACHE_DIR``), so only the
 first analysis in a new environment waits for the compiler: about 45 s on two
-cores for a small image, plus about 80 s for fast_hdbscan's kernels on the
-first image with more than 3 000 columns (``benchmarks/bench_compile.py``).  :func:`warm_up` runs every kernel on
+cores for a small image, and more for the kernels only large images reach (the
+approximate k-NN above 20 000 columns; fast_hdbscan only for unsubsampled
+inputs above 10 000 points or ``cluster_selection_epsilon > 0``;
+``benchmarks/bench_compile.py``). The progress bar of an analysis says
+"compiling once" on a stage whose kernels this environment has not run yet
+(:func:`is_warm`). :func:`warm_up` runs every kernel on
 small inputs so that this happens now, once: Binder's ``postBuild`` calls it,
 and so should a container build, or a cluster job before it starts many Dask
 workers that would otherwise all compile the same kernels at the same time.
@@ -20,7 +24,39 @@ import time
 
 import numpy as np
 
-__all__ = ["warm_up"]
+__all__ = ["warm_up", "is_warm", "mark_warm"]
+
+
+def _marker(stage) -> str:
+    """A file that says this environment has run ``stage``'s kernels (beside numba's own cache)."""
+    import os
+
+    import numba
+
+    import motiflab
+
+    root = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(motiflab.__file__), "__pycache__")
+    return os.path.join(root, f"motiflab-{motiflab.__version__}-numba-{numba.__version__}-{stage}.warm")
+
+
+def is_warm(stage) -> bool:
+    """Whether ``stage`` has run in this environment before (its numba kernels are cached)."""
+    import os
+
+    return os.path.exists(_marker(stage))
+
+
+def mark_warm(stage) -> None:
+    """Record that ``stage`` ran (and numba cached its kernels); silently skipped where nothing can be written."""
+    import os
+
+    try:
+        path = _marker(stage)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError:
+        pass
 
 
 def _pipeline():
@@ -56,7 +92,8 @@ def _large_inputs():
     zernike_moments(rng.random((16384, 16, 16), dtype=np.float32))
     # the approximate k-NN search used above EXACT_MAX_POINTS columns
     knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
-    # fast_hdbscan, used above SKLEARN_MAX_POINTS layout points (the same compiled code for any size)
+    # fast_hdbscan, used above SKLEARN_MAX_POINTS unsubsampled layout points and for
+    # cluster_selection_epsilon > 0 (the same compiled code for any size)
     centres = rng.normal(0, 20, (4, 2))
     Y = centres[rng.integers(0, 4, 600)] + rng.normal(size=(600, 2))
     hdbscan_estimator(SKLEARN_MAX_POINTS + 1, 10, 10, 0.0).fit_predict(Y)

@@ -97,7 +97,7 @@ def test_200_frames_on_a_local_cluster_with_a_memory_limit(model):
     assert (last["motif 0"] / last["n_columns"]).mean() < (first["motif 0"] / first["n_columns"]).mean()
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_series_larger_than_the_worker_memory_limit_completes_with_bounded_memory(model):
     """200 frames of 640² float64 (656 MB in all) on workers limited to 600 MiB each."""
     n, limit = 640, 600

@@ -230,7 +230,9 @@ def summary(an) -> str:
         f"background; analysed {len(an.positions)} "
         f"(dropped at border {an.patches.n_dropped}), patch size {an.patch_size} px",
         f"motifs {m.n_motifs}: " + ", ".join(f"#{i}: {c}" for i, c in enumerate(m.counts))
-        + (f"; unassigned {m.n_unassigned}" if m.n_unassigned else ""),
+        + (f"; unassigned {int(np.sum(m.labels == -1))}" if np.any(m.labels == -1) else "")
+        # a motif model flags columns unlike every motif it knows with −2 (motiflab.model.NEW)
+        + (f"; new (unlike every known motif) {int(np.sum(m.labels == -2))}" if np.any(m.labels == -2) else ""),
     ]
     from .diagnostics import detection_warnings
 

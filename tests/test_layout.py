@@ -174,14 +174,33 @@ def test_callback_progress_and_schedules(small):
     assert [s[0] for s in seen] == [0, 10, 20, 30]
     np.testing.assert_array_equal(seen[-1][1], L.embedding_)
     assert L.n_iter_ == 30 and L.stage_iterations_ == (15, 15)
-    for sched in ("cosine", "constant", lambda t: (1 - t) ** 2):
-        Y = FRLayout(n_iter=20, learning_rate_schedule=sched, random_state=0).fit_transform(X)
-        assert np.isfinite(Y).all()
+    # each schedule reaches the kernels: a callable that is always 1 is "constant"; a zero
+    # schedule never moves a point from its initial layout; the others differ from each other
+    runs = {name: FRLayout(n_iter=20, learning_rate_schedule=sched, random_state=0).fit(X)
+            for name, sched in [("linear", "linear"), ("cosine", "cosine"), ("constant", "constant"),
+                                ("ones", lambda t: 1.0), ("zero", lambda t: 0.0)]}
+    assert np.array_equal(runs["ones"].embedding_, runs["constant"].embedding_)
+    assert not np.array_equal(runs["linear"].embedding_, runs["cosine"].embedding_)
+    assert not np.array_equal(runs["linear"].embedding_, runs["constant"].embedding_)
+    frozen = runs["zero"]
+    np.testing.assert_array_equal(frozen.embedding_, frozen.snapshots_[0])
     # three stages with explicit fractions; unit-vector forces; user init
     st = PAPER_STAGES + (ForceStage(1.0, 0.5, 1.0, 3.0, 0.5),)
     Y = FRLayout(n_iter=30, stages=st, stage_split=[0.4, 0.4, 0.2], force_form="unit",
                  init=np.zeros((600, 2)) + np.arange(600)[:, None] * 0.01).fit_transform(X)
     assert np.isfinite(Y).all()
+
+
+def test_schedule_factors_have_their_documented_shapes():
+    from motiflab.layout import _schedule_factors
+
+    lin, cos, const = (_schedule_factors(s, 10) for s in ("linear", "cosine", "constant"))
+    np.testing.assert_allclose(lin, 1 - np.arange(10) / 10)
+    assert cos[0] == 1.0 and np.all(np.diff(cos) < 0) and cos[5] == pytest.approx(0.5)
+    np.testing.assert_array_equal(const, np.ones(10))
+    np.testing.assert_allclose(_schedule_factors(lambda t: (1 - t) ** 2, 4), [1, 0.5625, 0.25, 0.0625])
+    with pytest.raises(MotifLabError, match="non-negative"):
+        _schedule_factors(lambda t: -1.0, 3)
 
 
 def test_clipping_keeps_huge_forces_finite(small):

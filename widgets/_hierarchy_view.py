@@ -36,6 +36,9 @@ import numpy as np
 
 from motiflab.colors import UNASSIGNED, motif_colors
 
+from ._hierarchy_layout import DUMMY_W, GAP_X, GAP_Y, LABEL_H, MARGIN_L, PAD, TILE, layers, order_rows, place_rows
+from ._hierarchy_pictures import MAX_AVERAGED, NodePictures, render
+
 __all__ = ["HierarchyView", "hierarchy_columns", "hierarchy_diagram", "motif_nodes", "node_occurrences",
            "MAX_PER_LEVEL", "MAX_LEVELS", "MAX_AVERAGED"]
 
@@ -43,17 +46,7 @@ __all__ = ["HierarchyView", "hierarchy_columns", "hierarchy_diagram", "motif_nod
 MAX_PER_LEVEL = 6
 #: levels drawn (the smallest ones; larger levels are counted in the title)
 MAX_LEVELS = 10
-#: occurrences averaged into one picture
-MAX_AVERAGED = 48
 
-#: node geometry in screen pixels (the figure's data units are screen pixels, so pictures stay square)
-TILE = 68          # picture side
-LABEL_H = 15       # count label under the picture
-GAP_X = 18         # between nodes of a row
-GAP_Y = 34         # between rows (room for the edges)
-MARGIN_L = 128     # left margin holding the row labels
-PAD = 10           # around everything
-DUMMY_W = 14       # room a long edge takes where it crosses a row
 
 CAPTION = (
     "<b>How to read this diagram.</b> Each picture is a <i>motif-cell</i>: a group of neighbouring unit "
@@ -280,280 +273,6 @@ def _shown_nodes(h, max_per_level=MAX_PER_LEVEL, max_levels=MAX_LEVELS):
     return rows, hidden, levels[max_levels:]
 
 
-def _layers(rows, edges):
-    """Sugiyama steps 1-2: one layer per drawn level, and a *dummy* node in every layer a long edge crosses.
-
-    Returns
-    -------
-    layers : dict level -> list of keys
-        Node ids (int) and dummies ``("d", edge_index, level)``, host first.
-    chains : list of list of keys
-        Each edge as the sequence of keys it passes through, smaller level first.
-    """
-    levels = sorted(rows)
-    row_of = {m.id: lev for lev in levels for m in rows[lev]}
-    layers = {lev: [m.id for m in rows[lev]] for lev in levels}
-    chains = []
-    for e, (a, b) in enumerate(edges):
-        if row_of[a] > row_of[b]:
-            a, b = b, a
-        between = [lev for lev in levels if row_of[a] < lev < row_of[b]]
-        chain = [a] + [("d", e, lev) for lev in between] + [b]
-        for lev in between:
-            layers[lev].append(("d", e, lev))
-        chains.append(chain)
-    return layers, chains
-
-
-def _order_rows(layers, chains, dominant=(), sweeps=6):
-    """Sugiyama step 3: order each layer by the barycentre of its neighbours, sweeping down and up.
-
-    Fewer crossings, and a long edge's dummies line up. The host stays first in
-    its row (it is what a reader looks for first); a key with no neighbour in the
-    adjacent layer keeps its place.
-    """
-    levels = sorted(layers)
-    order = {lev: list(layers[lev]) for lev in levels}
-    nbr: dict = {}
-    for ch in chains:
-        for a, b in zip(ch[:-1], ch[1:]):
-            nbr.setdefault(a, []).append(b)
-            nbr.setdefault(b, []).append(a)
-
-    def sweep(seq):
-        for prev, lev in zip(seq[:-1], seq[1:]):
-            rank = {k: r for r, k in enumerate(order[prev])}
-            keyed = []
-            for r, k in enumerate(order[lev]):
-                ps = [rank[j] for j in nbr.get(k, ()) if j in rank]
-                keyed.append((float(np.mean(ps)) if ps else float(r), r, k))
-            order[lev] = [k for _, _, k in sorted(keyed, key=lambda t: (t[0], t[1]))]
-            host = [k for k in order[lev] if k in dominant]
-            order[lev] = host + [k for k in order[lev] if k not in dominant]
-
-    for _ in range(sweeps):
-        sweep(levels)
-        sweep(levels[::-1])
-    return order
-
-
-def _place(order):
-    """Sugiyama step 4: screen-pixel centres of every key, rows packed left to right and centred.
-
-    A node takes ``TILE + GAP_X`` pixels of its row and a dummy ``DUMMY_W``, so
-    node boxes never touch and a long edge passes between pictures, not behind
-    them. The figure's data units are screen pixels.
-    """
-    levels = sorted(order)
-    if not levels:
-        return {}, (0, 0)
-
-    def width(k):
-        return DUMMY_W if isinstance(k, tuple) else TILE + GAP_X
-
-    row_w = {lev: sum(width(k) for k in order[lev]) for lev in levels}
-    widest = max(row_w.values())
-    pitch_y = TILE + LABEL_H + GAP_Y
-    x_mid = MARGIN_L + PAD + widest / 2.0
-    out = {}
-    for r, lev in enumerate(levels):
-        x = x_mid - row_w[lev] / 2.0
-        for k in order[lev]:
-            out[k] = (x + width(k) / 2.0, -(PAD + pitch_y * (r + 0.5)))
-            x += width(k)
-    return out, (MARGIN_L + 2 * PAD + widest, 2 * PAD + pitch_y * len(levels))
-
-
-# ------------------------------------------------------------------------------ pictures
-def _crop(img, r0, c0, side):
-    """``img[r0:r0+side, c0:c0+side]`` with NaN where the window leaves the image."""
-    out = np.full((side, side), np.nan, np.float32)
-    H, W = img.shape
-    ra, rb, ca, cb = max(r0, 0), min(r0 + side, H), max(c0, 0), min(c0 + side, W)
-    if ra < rb and ca < cb:
-        out[ra - r0:rb - r0, ca - c0:cb - c0] = img[ra:rb, ca:cb]
-    return out
-
-
-def _render(mean, box, polys, dots, frame=None):
-    """The RGBA picture (TILE×TILE uint32, row 0 at the bottom for Bokeh) of one node.
-
-    Parameters
-    ----------
-    mean : ndarray (S, S) or None
-        Mean image of the occurrences (pixels of the crop ``box``).
-    box : (r0, c0, S)
-        The crop window in image pixels.
-    polys : list of (k, 2) arrays
-        Cell outlines, image ``(row, col)`` pixels.
-    dots : list of ((row, col), colour)
-        The columns of the reference occurrence.
-    """
-    from PIL import Image, ImageDraw
-
-    r0, c0, S = box
-    if mean is not None and np.isfinite(mean).any():
-        m = np.where(np.isfinite(mean), mean, np.nanmedian(mean))
-        lo, hi = np.percentile(m, [1.0, 99.5])
-        g = (np.clip((m - lo) / (hi - lo + 1e-12), 0, 1) * 255).astype(np.uint8)
-        im = Image.fromarray(g, mode="L").resize((TILE, TILE), Image.BILINEAR).convert("RGB")
-        line = (255, 255, 255, 150)   # cell outlines: faint white on the dark-background micrograph
-    else:
-        im = Image.new("RGB", (TILE, TILE), (236, 236, 236))
-        line = (60, 60, 60, 230)      # no image: the outlines are the picture
-    d = ImageDraw.Draw(im, "RGBA")
-    f = TILE / float(S)
-    for p in polys:
-        pts = [((c - c0) * f, (r - r0) * f) for r, c in p]
-        d.polygon(pts, outline=line)
-    rad = max(1.6, min(3.2, TILE / 22.0 * (8.0 / max(8.0, np.sqrt(len(dots)) * 2.5))))
-    for (r, c), col in dots:
-        x, y = (c - c0) * f, (r - r0) * f
-        d.ellipse([x - rad, y - rad, x + rad, y + rad], fill=col, outline=(0, 0, 0, 200))
-    if frame:
-        d.rectangle([0, 0, TILE - 1, TILE - 1], outline=frame, width=2)
-    rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)[::-1]
-    return np.ascontiguousarray(rgba).view(np.uint32).reshape(TILE, TILE)
-
-
-class _Pictures:
-    """Pictures of the motif-cells of one hierarchy (bookkeeping shared by all nodes)."""
-
-    def __init__(self, h, mot, image, positions):
-        self.h = h
-        self.image = None if image is None else np.asarray(image, dtype=np.float32)
-        self.pos = positions
-        self.labels = np.asarray(mot.labels, dtype=np.int64)
-        self.colors = motif_colors(max(mot.n_motifs, 1))
-        cells = np.asarray(h.cells, dtype=np.int64).reshape(-1, 2)
-        self.row_of = {(int(i), int(j)): r for r, (i, j) in enumerate(cells)}
-        self.cells = cells
-        cc = np.asarray(h.column_cell, dtype=np.int64)
-        self.usable = self.pos is not None and len(cc) == len(self.labels) == len(self.pos)
-        if self.usable:
-            ok = np.flatnonzero(cc >= 0)
-            srt = ok[np.argsort(cc[ok], kind="stable")]
-            bounds = np.searchsorted(cc[srt], np.arange(len(cells) + 1))
-            self.cols_of_row = (srt, bounds)
-        lat = h.lattice
-        self.lattice = lat
-        if lat is not None:
-            self.u, self.v, self.o = (np.asarray(a, dtype=np.float64) for a in (lat.u, lat.v, lat.origin))
-            self.cell_len = float(min(np.hypot(*self.u), np.hypot(*self.v)))
-        elif self.usable and len(self.pos) > 1:
-            from motiflab._validation import median_nn_distance
-
-            self.cell_len = float(median_nn_distance(self.pos))
-        else:
-            self.cell_len = 10.0
-
-    def columns_of(self, rows):
-        if not self.usable:
-            return np.zeros(0, np.int64)
-        srt, b = self.cols_of_row
-        return np.concatenate([srt[b[r]:b[r + 1]] for r in rows]) if len(rows) else np.zeros(0, np.int64)
-
-    def occurrences(self, m):
-        """Occurrences of ``m`` as lists of cells ``(i, j)`` (level 1: every cell with that composition)."""
-        if m.level == 1 or not m.locations:
-            rows = np.flatnonzero(np.asarray(self.h.cell_node) == m.id)
-            if len(rows) > MAX_AVERAGED:  # an even, deterministic spread over the field of view
-                rows = rows[np.linspace(0, len(rows) - 1, MAX_AVERAGED).round().astype(int)]
-            return [[tuple(int(x) for x in self.cells[r])] for r in rows]
-        return [[tuple(int(x) for x in c) for c in loc.get("cells", [])] for loc in m.locations]
-
-    def picture(self, m):
-        occ = [o for o in self.occurrences(m) if o and all(c in self.row_of for c in o)]
-        frame = (40, 40, 40, 255) if m.dominant else None
-        if not occ:
-            return _render(None, (0, 0, 1), [], [], frame)
-        if self.lattice is not None:
-            return self._lattice_picture(occ, frame)
-        return self._free_picture(occ, frame)
-
-    def _key(self, occ):
-        """Occurrence shape up to translation, with each cell's composition: same key = same orientation."""
-        a = np.array(occ)
-        base = a.min(0)
-        node = np.asarray(self.h.cell_node)
-        return tuple(sorted((int(i - base[0]), int(j - base[1]), int(node[self.row_of[(i, j)]])) for i, j in occ)), \
-            (int(base[0]), int(base[1]))
-
-    def _lattice_picture(self, occ, frame):
-        groups: dict = {}
-        for o in occ:
-            k, base = self._key(o)
-            groups.setdefault(k, []).append(base)
-        key = max(groups, key=lambda k: len(groups[k]))  # the most common orientation
-        bases = groups[key][:MAX_AVERAGED]
-        ref = np.array(bases[0], dtype=np.float64)
-        ref_cells = [(int(ref[0]) + di, int(ref[1]) + dj) for di, dj, _ in key]
-        corners = np.array([self.o + (i + s) * self.u + (j + t) * self.v
-                            for i, j in ref_cells for s, t in ((0, 0), (1, 0), (1, 1), (0, 1))])
-        lo, hi = corners.min(0), corners.max(0)
-        pad = 0.2 * self.cell_len
-        side = int(np.ceil(max(hi - lo) + 2 * pad))
-        centre = (lo + hi) / 2.0
-        r0, c0 = int(np.floor(centre[0] - side / 2)), int(np.floor(centre[1] - side / 2))
-        mean = None
-        if self.image is not None:
-            crops = []
-            for b in bases:
-                shift = (b[0] - ref[0]) * self.u + (b[1] - ref[1]) * self.v
-                crops.append(_crop(self.image, r0 + int(round(shift[0])), c0 + int(round(shift[1])), side))
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mean = np.nanmean(np.stack(crops), axis=0)
-        polys = [corners[4 * q:4 * q + 4] for q in range(len(ref_cells))]
-        rows = [self.row_of[c] for c in ref_cells]
-        dots = self._dots(rows)
-        return _render(mean, (r0, c0, side), polys, dots, frame)
-
-    def _free_picture(self, occ, frame):
-        """Voronoi cells: no lattice to align occurrences, so one real example (level 1: the mean of
-        single-column crops, which need no alignment)."""
-        rows = [self.row_of[c] for c in occ[0]]
-        cols = self.columns_of(rows)
-        if not len(cols):
-            return _render(None, (0, 0, 1), [], [], frame)
-        p = self.pos[cols]
-        lo, hi = p.min(0) - 0.7 * self.cell_len, p.max(0) + 0.7 * self.cell_len
-        side = int(np.ceil(max(hi - lo)))
-        centre = (lo + hi) / 2.0
-        r0, c0 = int(np.floor(centre[0] - side / 2)), int(np.floor(centre[1] - side / 2))
-        mean = None
-        if self.image is not None:
-            if len(occ[0]) == 1 and len(occ) > 1:
-                crops = []
-                for o in occ[:MAX_AVERAGED]:
-                    cc = self.columns_of([self.row_of[o[0]]])
-                    if len(cc):
-                        d = self.pos[cc[0]] - self.pos[cols[0]]
-                        crops.append(_crop(self.image, r0 + int(round(d[0])), c0 + int(round(d[1])), side))
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mean = np.nanmean(np.stack(crops), axis=0)
-            else:
-                mean = _crop(self.image, r0, c0, side)
-        return _render(mean, (r0, c0, side), [], self._dots(rows), frame)
-
-    def _dots(self, rows):
-        cols = self.columns_of(rows)
-        if not len(cols):
-            return []
-        out = []
-        for c in cols:
-            k = int(self.labels[c])
-            out.append((tuple(self.pos[c]), self.colors[k] if 0 <= k < len(self.colors) else UNASSIGNED))
-        return out
-
-
-# ------------------------------------------------------------------------------ diagram data
 def _node_box(x, y):
     """(picture corner x, y, count-label x, y) of a node centred at (x, y)."""
     h = TILE + LABEL_H
@@ -565,10 +284,10 @@ def _diagram(h, mot, image, positions, max_per_level=MAX_PER_LEVEL, max_levels=M
     rows, hidden, hidden_levels = _shown_nodes(h, max_per_level, max_levels)
     shown = {m.id: m for ms in rows.values() for m in ms}
     edges = [(int(a), int(b)) for a, b in h.edges if a in shown and b in shown]
-    layers, chains = _layers(rows, edges)
-    order = _order_rows(layers, chains, dominant={m.id for m in shown.values() if m.dominant})
-    pos, (w, hgt) = _place(order)
-    pics = _Pictures(h, mot, image, positions)
+    rows_of, chains = layers(rows, edges)
+    order = order_rows(rows_of, chains, dominant={m.id for m in shown.values() if m.dominant})
+    pos, (w, hgt) = place_rows(order)
+    pics = NodePictures(h, mot, image, positions)
     colors = motif_colors(max(mot.n_motifs, 1))
     nodes = {k: [] for k in _EMPTY_NODES}
     for lev in sorted(order):
@@ -678,7 +397,7 @@ def _motif_diagram(mot):
         nodes["y"].append(y)
         nodes["w"].append(float(TILE))
         nodes["h"].append(float(TILE + LABEL_H))
-        nodes["image"].append(_render(a, (0, 0, P), [], [], frame))
+        nodes["image"].append(render(a, (0, 0, P), [], [], frame))
         nodes["ix"].append(ix)
         nodes["iy"].append(iy)
         nodes["lx"].append(lx)

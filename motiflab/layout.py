@@ -40,15 +40,13 @@ import math
 import numbers
 import time
 import warnings
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numba
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._blas import single_threaded_blas
-from ._layout_kernels import int_exponent, relax
+from ._layout_kernels import relax
 from .errors import MotifLabError
 from .neighbors import check_features, check_graph, fuzzy_graph, knn_graph
 
@@ -62,56 +60,13 @@ from ._layout_kernels import (  # noqa: E402,F401,I001
 )
 from ._random_kernels import mix64 as _mix64  # noqa: E402,F401,I001
 from .neighbors import check_features as _check_X, check_graph as _check_graph  # noqa: E402,F401,I001
+from .placement import QUERY_BLOCK, Placement, query_knn  # noqa: E402,F401,I001  (their home was here)
 
-__all__ = ["ForceStage", "PAPER_STAGES", "FRLayout", "Placement", "pca_init", "query_knn"]
+from .forces import PAPER_STAGES, ForceStage, schedule_factors  # noqa: E402  (re-exported: their home was here)
 
+__all__ = ["ForceStage", "PAPER_STAGES", "FRLayout", "Placement", "pca_init", "query_knn", "schedule_factors",
+           "resolve_seed"]
 
-@dataclass(frozen=True)
-class ForceStage:
-    """Force parameters of one stage of the FR layout.
-
-    Parameters
-    ----------
-    alpha : float
-        Attraction strength (>= 0).
-    beta : float
-        Repulsion strength (>= 0).
-    n : float
-        Attraction decay exponent: coefficient ``alpha / (1 + d**n)``.
-        ``n = 0`` gives linear springs, ``n = 2`` a short-ranged pull.
-    m : float
-        Repulsion decay exponent: coefficient ``beta / (1 + d**m)``.
-        Small ``m`` is long-ranged (global dilation), large ``m`` short-ranged.
-    learning_rate : float, default 1.0
-        Maximum learning rate (step multiplier) of this stage; it is relaxed
-        (decayed) within the stage by ``FRLayout.learning_rate_schedule``.
-        A synchronous step moves a point ``learning_rate * c`` of the way to
-        its neighbours' weighted mean, ``c`` being the short-range attraction
-        coefficient (``alpha / 2`` for ``n = 0``, ``alpha`` for ``n > 0``);
-        above ~1 the step overshoots.  Starting a stage above that and
-        decaying below it works like annealing (fragments of one class merge
-        before the layout freezes); ``FRLayout.max_step`` bounds every move.
-    """
-
-    alpha: float
-    beta: float
-    n: float
-    m: float
-    learning_rate: float = 1.0
-
-
-#: The paper's defaults (Materials and Methods, "FR clustering"):
-#: repulsion-dominated ``{alpha=1, beta=1, n=0, m=2}`` then attraction-dominated
-#: ``{alpha=5, beta=1, n=2, m=5}``.  The maximum learning rates (4 and 1.5) are
-#: ours, chosen by experiment for the synchronous update: on imbalanced 66-D
-#: mixtures they were the most robust of {1, 2, 4} x {0.6, 1, 1.5} (HDBSCAN
-#: ARI >= 0.99 on six 3 000-point mixtures from 100 iterations on, and on
-#: 20 000 / 100 000 points at 200); smaller second-stage rates left large
-#: classes in several fragments.
-PAPER_STAGES = (
-    ForceStage(1.0, 1.0, 0.0, 2.0, learning_rate=4.0),
-    ForceStage(5.0, 1.0, 2.0, 5.0, learning_rate=1.5),
-)
 
 #: Below this many points one iteration is a fraction of a millisecond and one
 #: chunk on one thread beats splitting the vertices between threads.
@@ -146,13 +101,13 @@ def pca_init(X, scale=10.0):
     memory stays O(N d).  Signs are fixed (largest loading positive) to make
     the result deterministic.
     """
-    X = np.asarray(X)
     from ._validation import check_matrix, check_number
 
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.kind not in "fiu" or len(X) == 0:
         check_matrix(X, "X", min_rows=1)  # the clear message for a wrong X (the common case skips it)
-    mu = X.mean(axis=0, dtype=np.float64)
+    X = np.asarray(X)
     scale = check_number(scale, "scale", low=0.0, low_open=True)
+    mu = X.mean(axis=0, dtype=np.float64)
     Xc = X.astype(np.float64, copy=False) - mu if X.dtype == np.float64 else X - mu.astype(X.dtype)
     # One BLAS thread: the relaxation starts right after, and an idle OpenBLAS
     # worker spins for ~0.1 s after its last product, taking a core from the
@@ -174,81 +129,25 @@ def pca_init(X, scale=10.0):
     return (P * (scale / 3.0 / sd)).astype(np.float32)
 
 
-class Placement(NamedTuple):
-    """New points placed into a fitted layout (:meth:`FRLayout.place`)."""
-
-    embedding: np.ndarray   # (M, 2) float32
-    neighbors: np.ndarray   # (M, k) int64, training indices, nearest first
-    distances: np.ndarray   # (M, k) float32 feature distances
-    weights: np.ndarray     # (M, k) float32 fuzzy memberships
-    exact: np.ndarray       # (M,) bool: features equal to a training point's
-
-
-#: rows of new points per block of the exact neighbour search (a block of
-#: distances to 30 000 training points is then ~30 MB)
-QUERY_BLOCK = 256
-
-
-def query_knn(Xfit, X, k):
-    """The ``k`` nearest rows of ``Xfit`` for every row of ``X`` (exact, Euclidean).
-
-    Candidates come from blocked BLAS products (``|x|^2 + |y|^2 - 2 x.y``);
-    the distances of the ``k + 4`` best are then recomputed directly in
-    float64, so an exact copy of a training row is at distance 0 exactly and
-    the order does not suffer from the cancellation of the product form.
-
-    Returns
-    -------
-    indices : ndarray of int64, shape (m, k), nearest first
-    distances : ndarray of float32, shape (m, k)
-    """
-    Xfit = np.ascontiguousarray(Xfit, dtype=np.float32)
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n, m = len(Xfit), len(X)
-    k = int(min(k, n))
-    kc = min(n, k + 4)
-    sq = np.einsum("ij,ij->i", Xfit, Xfit)
-    idx = np.empty((m, k), np.int64)
-    dist = np.empty((m, k), np.float32)
-    Xf64 = Xfit.astype(np.float64)
-    for a in range(0, m, QUERY_BLOCK):
-        q = X[a:a + QUERY_BLOCK]
-        d2 = sq[None, :] - 2.0 * (q @ Xfit.T)
-        cand = np.argpartition(d2, kc - 1, axis=1)[:, :kc] if kc < n else np.broadcast_to(np.arange(n), (len(q), n))
-        cand = np.sort(cand, axis=1)  # ties go to the lower training index, whatever the partition did
-        exact = np.sqrt(((Xf64[cand] - q.astype(np.float64)[:, None, :]) ** 2).sum(-1))
-        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
-        idx[a:a + len(q)] = np.take_along_axis(cand, order, axis=1)
-        dist[a:a + len(q)] = np.take_along_axis(exact, order, axis=1)
-    return idx, dist
-
-
-def _schedule_factors(schedule, n):
-    """Learning-rate factors (max 1) for the ``n`` iterations of one stage."""
-    if n <= 0:
-        return np.zeros(0)
-    t = np.arange(n, dtype=np.float64) / n  # progress within the stage, [0, 1)
-    if callable(schedule):
-        f = np.array([float(schedule(float(x))) for x in t])
-    elif schedule == "linear":
-        f = 1.0 - t
-    elif schedule == "cosine":
-        f = 0.5 * (1.0 + np.cos(np.pi * t))
-    elif schedule == "constant":
-        f = np.ones(n)
-    else:
-        raise MotifLabError(
-            f"learning_rate_schedule must be 'linear', 'cosine', 'constant' or a callable "
-            f"progress -> factor; got {schedule!r}."
-        )
-    if not np.all(np.isfinite(f)) or np.any(f < 0):
-        raise MotifLabError("learning_rate_schedule must return finite, non-negative factors.")
-    return f
+_schedule_factors = schedule_factors  # the old private name (schedule_factors lives in forces.py)
 
 
 # --------------------------------------------------------------------------
 # estimator
 # --------------------------------------------------------------------------
+def resolve_seed(rs) -> int:
+    """The integer seed of a ``random_state`` (int, None, RandomState or Generator)."""
+    if rs is None:
+        return int(np.random.default_rng().integers(0, 2**63 - 1))
+    if isinstance(rs, np.random.RandomState):
+        return int(rs.randint(0, 2**31 - 1))
+    if isinstance(rs, np.random.Generator):
+        return int(rs.integers(0, 2**63 - 1))
+    if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and rs >= 0:
+        return int(rs)
+    raise MotifLabError(f"random_state must be a non-negative int (or None); got {rs!r}.")
+
+
 class FRLayout(TransformerMixin, BaseEstimator):
     """Two-stage force-relaxed 2-D layout of feature vectors (Dan et al. 2022).
 
@@ -476,7 +375,7 @@ class FRLayout(TransformerMixin, BaseEstimator):
         n = X.shape[0]
         if n < 2:
             raise MotifLabError("Need at least 2 points for a layout.")
-        factors = [_schedule_factors(self.learning_rate_schedule, c) for c in counts]
+        factors = [schedule_factors(self.learning_rate_schedule, c) for c in counts]
         every = self._snapshot_interval(n, self.n_iter)
         seed = self._seed()
 
@@ -577,64 +476,13 @@ class FRLayout(TransformerMixin, BaseEstimator):
             When the layout is not fitted, or ``X`` is not finite 2-D data
             with the training features' width.
         """
-        from ._layout_kernels import place_points, row_keys
-        from ._neighbors_kernels import fuzzy_weights
+        from .placement import place
 
-        Xfit = getattr(self, "fit_X_", None)
-        Yfit = getattr(self, "embedding_", None)
-        if Xfit is None or Yfit is None:
-            raise MotifLabError("this FRLayout is not fitted yet; call fit (or fit_transform) before transform.")
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != Xfit.shape[1]:
-            raise MotifLabError(f"transform needs features of shape (n, {Xfit.shape[1]}) like the training "
-                                f"features; got {X.shape}.")
-        if len(X) == 0:
-            z = np.zeros((0, 2), np.float32)
-            k0 = min(int(self.n_neighbors), len(Xfit))
-            return Placement(z, np.zeros((0, k0), np.int64), np.zeros((0, k0), np.float32),
-                             np.zeros((0, k0), np.float32), np.zeros(0, bool))
-        if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-            raise MotifLabError(f"Features must be real numbers; got dtype {X.dtype}.")
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if not np.isfinite(X).all():
-            raise MotifLabError("Features contain NaN or infinite values; drop or repair those rows first.")
-        k = min(int(self.n_neighbors), len(Xfit))
-        idx, dist = query_knn(Xfit, X, k)
-        w = fuzzy_weights(dist, math.log2(k) if k > 1 else 1.0, 64, 1e-5)
-        exact = dist[:, 0] == 0.0
-        Y = np.einsum("ik,ikd->id", w.astype(np.float64), Yfit[idx].astype(np.float64))
-        Y /= w.sum(axis=1, dtype=np.float64)[:, None]
-        Y = np.ascontiguousarray(Y, dtype=np.float32)
-        Y[exact] = Yfit[idx[exact, 0]]
-        stage = tuple(self.stages)[-1]
-        t = self.transform_iter
-        if t is None:
-            t = int(getattr(self, "stage_iterations_", (100,))[-1])
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-            raise MotifLabError(f"transform_iter must be None or a non-negative integer; got {t!r}.")
-        lrs = (float(stage.learning_rate) * _schedule_factors(self.learning_rate_schedule, int(t))).astype(np.float32)
-        kneg = int(self.negative_samples)
-        wsum = w.sum(axis=1, dtype=np.float64)
-        n_neg = np.maximum(np.rint(kneg * wsum), 1 if kneg > 0 else 0).astype(np.int64)
-        keys = row_keys(X.view(np.uint32), np.uint64(self._seed()))
-        place_points(Y, np.ascontiguousarray(Yfit, dtype=np.float32), idx, w, exact, keys, n_neg,
-                     np.float32(stage.alpha), float(stage.n), int_exponent(stage.n),
-                     np.float32(stage.beta), float(stage.m), int_exponent(stage.m), float(kneg), lrs,
-                     float(self.max_step), self.force_form == "unit")
-        return Placement(Y, idx, dist, w, exact)
+        return place(self, X)
 
     # -------------------------------------------------------------- internals
     def _seed(self):
-        rs = self.random_state
-        if rs is None:
-            return int(np.random.default_rng().integers(0, 2**63 - 1))
-        if isinstance(rs, np.random.RandomState):
-            return int(rs.randint(0, 2**31 - 1))
-        if isinstance(rs, np.random.Generator):
-            return int(rs.integers(0, 2**63 - 1))
-        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and rs >= 0:
-            return int(rs)
-        raise MotifLabError(f"random_state must be a non-negative int (or None); got {rs!r}.")
+        return resolve_seed(self.random_state)
 
     def _initial_layout(self, X):
         init = self.init

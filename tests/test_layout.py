@@ -192,7 +192,7 @@ def test_callback_progress_and_schedules(small):
 
 
 def test_schedule_factors_have_their_documented_shapes():
-    from motiflab.layout import _schedule_factors
+    from motiflab.layout import schedule_factors as _schedule_factors
 
     lin, cos, const = (_schedule_factors(s, 10) for s in ("linear", "cosine", "constant"))
     np.testing.assert_allclose(lin, 1 - np.arange(10) / 10)

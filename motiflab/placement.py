@@ -1,0 +1,117 @@
+"""Out-of-sample placement: new columns in a fitted FR layout, the training layout fixed.
+
+:meth:`motiflab.layout.FRLayout.place` / ``transform`` call :func:`place`: each
+new point is joined to its nearest training features (:func:`query_knn`, exact),
+starts at the membership-weighted mean of their layout positions, and relaxes
+under the last stage's forces against the fixed training points.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import MotifLabError
+
+__all__ = ["Placement", "QUERY_BLOCK", "query_knn", "place"]
+
+
+class Placement(NamedTuple):
+    """New points placed into a fitted layout (:meth:`FRLayout.place`)."""
+
+    embedding: np.ndarray   # (M, 2) float32
+    neighbors: np.ndarray   # (M, k) int64, training indices, nearest first
+    distances: np.ndarray   # (M, k) float32 feature distances
+    weights: np.ndarray     # (M, k) float32 fuzzy memberships
+    exact: np.ndarray       # (M,) bool: features equal to a training point's
+
+
+#: rows of new points per block of the exact neighbour search (a block of
+#: distances to 30 000 training points is then ~30 MB)
+QUERY_BLOCK = 256
+
+
+def query_knn(Xfit, X, k):
+    """The ``k`` nearest rows of ``Xfit`` for every row of ``X`` (exact, Euclidean).
+
+    Candidates come from blocked BLAS products (``|x|^2 + |y|^2 - 2 x.y``);
+    the distances of the ``k + 4`` best are then recomputed directly in
+    float64, so an exact copy of a training row is at distance 0 exactly and
+    the order does not suffer from the cancellation of the product form.
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (m, k), nearest first
+    distances : ndarray of float32, shape (m, k)
+    """
+    Xfit = np.ascontiguousarray(Xfit, dtype=np.float32)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n, m = len(Xfit), len(X)
+    k = int(min(k, n))
+    kc = min(n, k + 4)
+    sq = np.einsum("ij,ij->i", Xfit, Xfit)
+    idx = np.empty((m, k), np.int64)
+    dist = np.empty((m, k), np.float32)
+    Xf64 = Xfit.astype(np.float64)
+    for a in range(0, m, QUERY_BLOCK):
+        q = X[a:a + QUERY_BLOCK]
+        d2 = sq[None, :] - 2.0 * (q @ Xfit.T)
+        cand = np.argpartition(d2, kc - 1, axis=1)[:, :kc] if kc < n else np.broadcast_to(np.arange(n), (len(q), n))
+        cand = np.sort(cand, axis=1)  # ties go to the lower training index, whatever the partition did
+        exact = np.sqrt(((Xf64[cand] - q.astype(np.float64)[:, None, :]) ** 2).sum(-1))
+        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+        idx[a:a + len(q)] = np.take_along_axis(cand, order, axis=1)
+        dist[a:a + len(q)] = np.take_along_axis(exact, order, axis=1)
+    return idx, dist
+
+
+def place(layout, X):
+    """New points ``X`` placed into the fitted ``layout`` (see :meth:`motiflab.layout.FRLayout.place`)."""
+    from ._layout_kernels import int_exponent, place_points, row_keys
+    from ._neighbors_kernels import fuzzy_weights
+    from .layout import resolve_seed, schedule_factors
+
+    Xfit = getattr(layout, "fit_X_", None)
+    Yfit = getattr(layout, "embedding_", None)
+    if Xfit is None or Yfit is None:
+        raise MotifLabError("this FRLayout is not fitted yet; call fit (or fit_transform) before transform.")
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != Xfit.shape[1]:
+        raise MotifLabError(f"transform needs features of shape (n, {Xfit.shape[1]}) like the training "
+                            f"features; got {X.shape}.")
+    if len(X) == 0:
+        z = np.zeros((0, 2), np.float32)
+        k0 = min(int(layout.n_neighbors), len(Xfit))
+        return Placement(z, np.zeros((0, k0), np.int64), np.zeros((0, k0), np.float32),
+                         np.zeros((0, k0), np.float32), np.zeros(0, bool))
+    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+        raise MotifLabError(f"Features must be real numbers; got dtype {X.dtype}.")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        raise MotifLabError("Features contain NaN or infinite values; drop or repair those rows first.")
+    k = min(int(layout.n_neighbors), len(Xfit))
+    idx, dist = query_knn(Xfit, X, k)
+    w = fuzzy_weights(dist, math.log2(k) if k > 1 else 1.0, 64, 1e-5)
+    exact = dist[:, 0] == 0.0
+    Y = np.einsum("ik,ikd->id", w.astype(np.float64), Yfit[idx].astype(np.float64))
+    Y /= w.sum(axis=1, dtype=np.float64)[:, None]
+    Y = np.ascontiguousarray(Y, dtype=np.float32)
+    Y[exact] = Yfit[idx[exact, 0]]
+    stage = tuple(layout.stages)[-1]
+    t = layout.transform_iter
+    if t is None:
+        t = int(getattr(layout, "stage_iterations_", (100,))[-1])
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+        raise MotifLabError(f"transform_iter must be None or a non-negative integer; got {t!r}.")
+    lrs = (float(stage.learning_rate) * schedule_factors(layout.learning_rate_schedule, int(t))).astype(np.float32)
+    kneg = int(layout.negative_samples)
+    wsum = w.sum(axis=1, dtype=np.float64)
+    n_neg = np.maximum(np.rint(kneg * wsum), 1 if kneg > 0 else 0).astype(np.int64)
+    keys = row_keys(X.view(np.uint32), np.uint64(resolve_seed(layout.random_state)))
+    place_points(Y, np.ascontiguousarray(Yfit, dtype=np.float32), idx, w, exact, keys, n_neg,
+                 np.float32(stage.alpha), float(stage.n), int_exponent(stage.n),
+                 np.float32(stage.beta), float(stage.m), int_exponent(stage.m), float(kneg), lrs,
+                 float(layout.max_step), layout.force_form == "unit")
+    return Placement(Y, idx, dist, w, exact)

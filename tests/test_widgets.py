@@ -373,3 +373,124 @@ def test_curation_dropdowns_always_hold_valid_motifs(ex):
     # the merged-away motif number no longer exists: the dropdown falls back to a valid one
     vals = [v for _, v in ex.merge_a.options]
     assert len(vals) == k - 1 and ex.merge_a.value in vals and ex.merge_b.value == 0
+
+
+# ------------------------------------------------------------------------ issue #14: page, colours, provenance
+def test_hover_lists_at_most_three_columns_and_wheel_zoom_waits_for_a_click(ex):
+    from bokeh.events import Tap
+    from bokeh.models import WheelZoomTool
+
+    v = ex.views
+    assert V.HOVER_LIMIT == 3
+    assert v.micro_hover.limit == 3 and v.emb_hover.limit == 3
+    for fig in (v.micrograph, v.embedding):
+        assert fig.toolbar.active_scroll is None  # the wheel scrolls the page
+        assert any(isinstance(t, WheelZoomTool) for t in fig.tools)  # ... until the tool is chosen
+        assert fig.js_event_callbacks.get(Tap.event_name)  # ... or the plot clicked
+    assert v.embedding.xaxis[0].axis_label == "FR layout x (arbitrary units)"
+    assert v.embedding.yaxis[0].axis_label == "FR layout y (arbitrary units)"
+
+
+def test_micrograph_has_an_intensity_colour_bar(ex):
+    bar = ex.views.intensity_bar
+    img = ex.analysis.image
+    assert bar in ex.views.micrograph.below
+    lo, hi = bar.color_mapper.low, bar.color_mapper.high
+    assert img.min() <= lo < hi <= img.max()
+
+
+@pytest.mark.parametrize("units, scale, span_px", [("nm", 0.02, 256), ("nm", 0.002, 256), ("pm", 20.0, 256),
+                                                   ("µm", 0.05, 512)])
+def test_scale_bar_speaks_the_axes_units_and_sits_below_the_image(units, scale, span_px):
+    from motiflab.io import Calibration
+    from motiflab.widgets._micrograph_view import SCALE_TICKS, scale_bar_length
+
+    cal = Calibration(scale=scale, units=units)
+    v = V.ExplorerViews(np.zeros((span_px, span_px), np.float32), cal)
+    (bar,) = [r for r in v.micrograph.center if r.name == "scale_bar"]
+    assert bar.unit == units and bar.dimensional.base_unit == units
+    assert bar.dimensional.include == [units]  # never another prefix: "750 pm" on nm axes is gone
+    assert bar.dimensional.ticks == SCALE_TICKS
+    assert v.micrograph.xaxis[0].axis_label == f"x ({units})"
+    # the y range reaches past the image's bottom edge: the bar is drawn in that blank strip
+    x0, y0, dw, dh = v._image_extent()
+    assert v.micrograph.y_range.start > y0 + dh * 1.05
+    length = scale_bar_length(dw)
+    assert length in SCALE_TICKS and 0.2 * dw <= length <= dw
+
+
+def test_uncalibrated_image_has_no_scale_bar():
+    from motiflab.io import Calibration
+
+    v = V.ExplorerViews(np.zeros((64, 64), np.float32), Calibration())
+    assert not [r for r in v.micrograph.center if r.name == "scale_bar"]
+
+
+def test_highlight_rule_of_tiles_bars_and_nodes():
+    from motiflab.widgets._selection import highlighted
+
+    labels = np.array([0, 0, 1, 1, 2, -1])
+    assert highlighted([0, 1, 2], [], labels) == []                 # no selection: nothing highlighted
+    assert highlighted([0, 1, 2], [0, 1], labels) == [0]            # motif 0 wholly selected
+    assert highlighted([0, 1, 2], [0, 1, 2], labels) == [0]         # motif 1 only half: not highlighted
+    assert highlighted([0, 1, 2], [4], labels) == [2]
+    cell = np.array([5, 5, 5, 7, -2, -2])
+    assert highlighted([5, 7], [0, 1, 2], labels, cell) == [0]       # node 5 = column 0..2 (via the cell)
+
+
+def test_views_keep_every_highlight_on_the_column_selection(ex):
+    v = ex.views
+    (cb,) = [c for c in v.source.selected.js_property_callbacks["change:indices"]
+             if c.name == "selection_highlight_sync"]
+    targets = {t[0].name for t in cb.args["targets"]}
+    assert targets >= {"gallery", "counts", "hierarchy_nodes"}
+
+
+def test_gallery_labels_are_readable(ex):
+    from motiflab.colors import text_color
+
+    g = ex.views.gallery_source.data
+    assert g["text_color"] == [text_color(c) for c in g["color"]]
+
+
+def test_playback_never_talks_to_the_kernel(ex):
+    v = ex.views
+    for m in (v.play_source, v.play_slider, v.play_button, v.speed, v.play_label, v.play_iteration):
+        assert m.syncable is False
+    # the player draws into its own source, not the shared "columns" one
+    assert v.play_points.data_source is v.play_source
+    np.testing.assert_allclose(v.play_source.data["px"], ex.analysis.layout.embedding[:, 0])
+    assert list(v.play_source.data["color"]) == list(v.source.data["color"])
+    for cb in v._play_callbacks:
+        assert "src.data" not in cb.code and "slider.value = slider.value + 1" not in cb.code
+
+
+def test_every_html_records_how_it_was_made(ex, base, tmp_path):
+    import motiflab
+    from motiflab.widgets.report import write_report
+
+    ex.set(min_cluster_size=7)
+    p = ex.save_html(tmp_path / "ex.html")
+    text = p.read_text()
+    assert "How this was made" in text and "motiflab version" in text and motiflab.__version__ in text
+    assert "min_cluster_size" in text and "written" in text
+    for name in ex.analysis.params:
+        assert name in text
+    r = write_report(base, tmp_path / "r.html").read_text()
+    assert "How this was made" in r and "Curation edits" in r
+    header = V.provenance_html(base)
+    assert "in-memory image" in header  # base came from an array: it says so instead of a file name
+
+
+def test_provenance_of_a_file_names_it_and_its_checksum(tmp_path, image):
+    from motiflab.analysis import Analysis
+
+    s = image.to_signal(include_truth=False)
+    s.metadata.General.title = "<script>alert(1)</script>"
+    path = tmp_path / "x <b>.hspy"
+    s.save(path)
+    an = Analysis(str(path), n_iter=20, seed=0)
+    an.edits.append({"op": "<img src=x onerror=alert(1)>"})  # hostile strings stay text
+    h = V.provenance_html(an)
+    assert an.source_sha256 in h and "x &lt;b&gt;.hspy" in h and str(tmp_path) in h
+    assert "<img" not in h and "&lt;img src=x" in h and "<script>" not in h

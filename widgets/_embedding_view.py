@@ -2,14 +2,29 @@
 
 The embedding scatter reads the shared ``"columns"`` source (columns ``ex``,
 ``ey``). Playback ships the recorded relaxation once, as one float32 buffer of
-the selected frames, and a slider swaps the coordinates in place client-side,
-so replaying needs no kernel.
+the selected frames, and replays it entirely in the browser.
+
+Why playback draws into its own source
+--------------------------------------
+In the notebook, jupyter_bokeh sends every browser-side property change of a
+model to the kernel. A player that moved the frame slider and rewrote the
+shared ``"columns"`` source at every frame made one kernel round trip per
+frame: ~5 frames/s in JupyterLab, with the kernel busy. Here the timer keeps
+the frame number in the page, copies each frame *in place* into the arrays of
+a separate ``"playback"`` source (drawn by its own renderer, shown only while
+a frame other than the last is on screen) and writes the iteration into a text
+label on the canvas. An in-place change followed by ``change.emit()`` redraws
+the plot without creating a document event, and the ``"playback"`` source, the
+iteration label, the slider, the button and the caption are ``syncable=False``:
+whatever changes them in the page, the kernel never hears of it (Python never
+needs to). Only the visibility flips at the start and the end of a run reach
+the kernel.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._micrograph_view import TOOLS
+from ._micrograph_view import HOVER_LIMIT, TOOLS, wheel_zoom_on_click
 
 __all__ = ["EmbeddingView", "select_frames"]
 
@@ -29,35 +44,64 @@ def select_frames(n_frames, n_points, budget_mb=32.0, max_frames=150):
 
 
 # ------------------------------------------------------------------------------------------ JS
-JS_PLAY_SWAP = """
-// swap the embedding coordinates in place from the one float32 frame buffer (no copy to the kernel)
-const k = slider.value | 0;
-const xy = frames.data.xy[0];
-const N = frames.data.n[0];
-const its = frames.data.it[0];
-const d = src.data;
-if (!xy || !its || d.ex == null || d.ex.length !== N || k >= its.length) { return; }
-const ex = d.ex, ey = d.ey, off = k * N * 2;
-for (let i = 0; i < N; i++) { ex[i] = xy[off + 2 * i]; ey[i] = xy[off + 2 * i + 1]; }
-const last = k >= its.length - 1;
-if (large) { play_r.visible = !last; raster_r.visible = last; }
-src.change.emit();
-label.text = "FR relaxation: iteration " + its[k] + " / " + its[its.length - 1];
+#: show frame ``k`` (a global, shared by the slider and the player): copy it in place into the
+#: playback source and the on-canvas iteration text; the last frame is the layout itself
+JS_SHOW_FRAME = """
+window._motiflab_show_frame = window._motiflab_show_frame || function (a, k, playing) {
+  const xy = a.frames.data.xy[0], N = a.frames.data.n[0], its = a.frames.data.it[0];
+  const d = a.play.data;
+  if (!xy || !its || d.px == null || d.px.length !== N || k < 0 || k >= its.length) { return; }
+  const px = d.px, py = d.py, off = k * N * 2;
+  for (let i = 0; i < N; i++) { px[i] = xy[off + 2 * i]; py[i] = xy[off + 2 * i + 1]; }
+  const last = k >= its.length - 1;
+  a.iter_label.text = last ? "" : ("iteration " + its[k] + " / " + its[its.length - 1]);
+  // visibility is a synced property: touch it only when it flips (start and end of a run)
+  if (a.play_r.visible === last) { a.play_r.visible = !last; }
+  if (a.points_r.visible !== last) { a.points_r.visible = last; }
+  if (a.large && a.raster_r.visible !== last) { a.raster_r.visible = last; }
+  a.play.change.emit();
+  // the caption is a Div: changing its text re-lays out the whole page (slow in JupyterLab), so
+  // while playing only the on-canvas label shows the iteration
+  if (!playing) { a.label.text = "FR relaxation: iteration " + its[k] + " / " + its[its.length - 1]; }
+};
 """
 
-JS_PLAY = """
-// play / pause: a timer advances the frame slider at `speed` frames per second
+JS_PLAY_SWAP = JS_SHOW_FRAME + """
+// the slider moved (by hand, or by the player when it stops): show that frame
+if (window["_motiflab_play_" + slider.id]) { return; }   // the player drives the frames itself
+window._motiflab_show_frame(args_, slider.value | 0);
+"""
+
+JS_PLAY = JS_SHOW_FRAME + """
+// play / pause: a browser timer shows frame after frame at `speed` frames per second. The frame
+// number lives in the page; the slider (syncable=False) follows it.
 const key = "_motiflab_play_" + slider.id;
-const stop = () => { clearTimeout(window[key]); window[key] = null; button.label = "▶ Play"; };
+const stats = window["_motiflab_play_stats_" + slider.id] = window["_motiflab_play_stats_" + slider.id] || {};
+const end = slider.end | 0;
+const stop = () => {
+  const st = window[key]; if (!st) { return; }
+  clearTimeout(st.timer); window[key] = null;
+  button.label = "▶ Play";
+  stats.frames = st.shown; stats.seconds = (performance.now() - st.t0) / 1000;
+  stats.fps = stats.frames / Math.max(stats.seconds, 1e-6);
+  slider.value = st.k;
+  window._motiflab_show_frame(args_, st.k);
+};
 if (window[key]) { stop(); return; }
 button.label = "❚❚ Pause";
-if (slider.value >= slider.end) { slider.value = 0; }
+const st = window[key] = {k: (slider.value | 0) >= end ? 0 : (slider.value | 0), shown: 0, t0: performance.now()};
 const tick = () => {
-  if (slider.value >= slider.end) { stop(); return; }
-  slider.value = slider.value + 1;
-  window[key] = setTimeout(tick, 1000 / Math.max(1, speed.value));
+  if (window[key] !== st) { return; }
+  window._motiflab_show_frame(args_, st.k, true);
+  slider.value = st.k;   // progress on the slider: it is not synced, so this costs no kernel message
+  st.shown += 1;
+  if (st.k >= end) { stop(); return; }
+  st.k += 1;
+  // schedule against the clock, so drawing time does not slow the requested rate
+  const due = st.t0 + st.shown * 1000 / Math.max(1, speed.value);
+  st.timer = setTimeout(tick, Math.max(0, due - performance.now()));
 };
-window[key] = setTimeout(tick, 1000 / Math.max(1, speed.value));
+tick();
 """
 
 
@@ -66,17 +110,24 @@ class EmbeddingView:
 
     Uses the host's ``width``, ``source``, ``frame_budget_mb`` and ``_tooltip``;
     sets ``embedding`` (the figure), ``embedding_raster_source``,
-    ``embedding_raster``, ``points``, ``play_points``, ``emb_hover``,
-    ``frames``, ``play_slider``, ``play_button``, ``speed`` and ``play_label``.
+    ``embedding_raster``, ``points``, ``play_source``, ``play_points``,
+    ``play_iteration``, ``emb_hover``, ``frames``, ``play_slider``,
+    ``play_button``, ``speed``, ``play_label`` and ``_play_callbacks``.
     """
 
     def _build_embedding(self):
-        from bokeh.models import ColumnDataSource, HoverTool
+        from bokeh.models import ColumnDataSource, HoverTool, Label, Range1d
         from bokeh.plotting import figure
 
-        w = int(self.width * 0.8)
-        fig = figure(width=w, height=w, title="FR layout", match_aspect=True, tools=TOOLS,
-                     active_scroll="wheel_zoom", active_drag="box_select", name="embedding")
+        w = int(self.width * 0.9)
+        # fixed ranges, set from the frames by _set_frames: auto-ranging followed the points at every
+        # frame of a replay, and each range change was a message to the kernel
+        fig = figure(width=w, height=w + 20, title="FR layout",
+                     x_range=Range1d(-1.0, 1.0, name="embedding_x_range"),
+                     y_range=Range1d(-1.0, 1.0, name="embedding_y_range"),
+                     tools=TOOLS, active_drag="box_select", toolbar_location="above", name="embedding",
+                     x_axis_label="FR layout x (arbitrary units)", y_axis_label="FR layout y (arbitrary units)")
+        wheel_zoom_on_click(fig)
         self.embedding_raster_source = ColumnDataSource(dict(image=[], x=[], y=[], dw=[], dh=[]),
                                                         name="embedding_raster")
         self.embedding_raster = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",
@@ -85,30 +136,44 @@ class EmbeddingView:
         self.points = fig.scatter("ex", "ey", source=self.source, size=5, fill_color="color", line_color=None,
                                   fill_alpha=0.8, selection_fill_alpha=1.0, nonselection_fill_alpha=0.08,
                                   name="embedding_points")
-        # large data: the points are drawn only while the relaxation is replayed
-        self.play_points = fig.scatter("ex", "ey", source=self.source, size=2, fill_color="color",
-                                       line_color=None, fill_alpha=0.5, visible=False, name="playback_points")
-        self.emb_hover = HoverTool(renderers=[self.points], tooltips=self._tooltip(True), name="emb_hover")
+        # playback draws here (see the module docstring); never synced back to the kernel
+        self.play_source = ColumnDataSource(dict(px=np.zeros(0), py=np.zeros(0), color=[]), name="playback",
+                                            syncable=False)
+        self.play_points = fig.scatter("px", "py", source=self.play_source, size=5, fill_color="color",
+                                       line_color=None, fill_alpha=0.8, visible=False, name="playback_points")
+        self.play_iteration = Label(x=8, y=8, x_units="screen", y_units="screen", text="", text_font_size="12px",
+                                    background_fill_color="white", background_fill_alpha=0.8,
+                                    name="playback_iteration", syncable=False)
+        fig.add_layout(self.play_iteration)
+        self.emb_hover = HoverTool(renderers=[self.points], tooltips=self._tooltip(True), name="emb_hover",
+                                   limit=HOVER_LIMIT)
         fig.add_tools(self.emb_hover)
         self.embedding = fig
 
     def _build_playback(self):
         from bokeh.models import Button, ColumnDataSource, CustomJS, Div, Slider
 
-        w = int(self.width * 0.8)
+        w = int(self.width * 0.9)
         self.frames = ColumnDataSource(dict(xy=[np.zeros(0, np.float32)], it=[np.zeros(0, np.int32)], n=[0]),
                                        name="frames")
+        # syncable=False: moving them in the page never sends anything to the kernel
         self.play_slider = Slider(start=0, end=1, value=1, step=1, title="frame", width=w - 180,
-                                  name="playback_slider", show_value=False)
-        self.play_button = Button(label="▶ Play", width=80, name="playback_button")
-        self.speed = Slider(start=1, end=60, value=20, step=1, title="frames/s", width=90, name="playback_speed")
-        self.play_label = Div(text="FR relaxation", width=w, name="playback_label")
-        self.play_slider.js_on_change("value", CustomJS(
-            args=dict(src=self.source, frames=self.frames, slider=self.play_slider, label=self.play_label,
-                      play_r=self.play_points, raster_r=self.embedding_raster, large=False),
-            code=JS_PLAY_SWAP, name="playback_swap"))
-        self.play_button.js_on_click(CustomJS(args=dict(slider=self.play_slider, button=self.play_button,
-                                                        speed=self.speed), code=JS_PLAY))
+                                  name="playback_slider", show_value=False, syncable=False)
+        self.play_button = Button(label="▶ Play", width=80, name="playback_button", syncable=False)
+        self.speed = Slider(start=1, end=60, value=20, step=1, title="frames/s", width=90, name="playback_speed",
+                            syncable=False)
+        self.play_label = Div(text="FR relaxation", width=w, name="playback_label", syncable=False)
+        args = dict(frames=self.frames, play=self.play_source, play_r=self.play_points, points_r=self.points,
+                    raster_r=self.embedding_raster, label=self.play_label, iter_label=self.play_iteration,
+                    large=False)
+        bundle = "const args_ = {frames, play, play_r, points_r, raster_r, label, iter_label, large};\n"
+        self._play_callbacks = [
+            CustomJS(args=dict(args, slider=self.play_slider), code=bundle + JS_PLAY_SWAP, name="playback_swap"),
+            CustomJS(args=dict(args, slider=self.play_slider, button=self.play_button, speed=self.speed),
+                     code=bundle + JS_PLAY, name="playback_play"),
+        ]
+        self.play_slider.js_on_change("value", self._play_callbacks[0])
+        self.play_button.js_on_click(self._play_callbacks[1])
 
     def _set_frames(self, lay):
         snaps = np.asarray(lay.snapshots, dtype=np.float32)
@@ -121,8 +186,34 @@ class EmbeddingView:
         keep = select_frames(len(snaps), n, self.frame_budget_mb)
         sub = np.ascontiguousarray(snaps[keep])
         self.frames.data = dict(xy=[sub.ravel()], it=[its[keep].astype(np.int32)], n=[int(n)])
+        final = np.asarray(lay.embedding, dtype=np.float64)
+        self._set_embedding_ranges(sub.reshape(len(keep), -1, 2), final)
+        self.play_source.data = dict(px=final[:, 0].copy(), py=final[:, 1].copy(),
+                                     color=list(self.source.data.get("color", [])) or ["#000000"] * len(final))
         self.play_slider.end = max(1, len(keep) - 1)
         self.play_slider.value = len(keep) - 1
         self.play_slider.disabled = len(keep) < 2
         self.play_label.text = (f"FR relaxation: {len(keep)} frames of {len(snaps)} recorded "
                                 f"(iterations 0–{int(its[-1])}); press Play")
+
+    def _set_embedding_ranges(self, frames, final, pad=0.06):
+        """Square ranges holding the final layout and (robustly) the replayed frames.
+
+        Parameters
+        ----------
+        frames : ndarray (F, N, 2)
+        final : ndarray (N, 2)
+        pad : float
+            Margin, as a fraction of the span, on each side.
+        """
+        if final.size == 0:
+            return
+        lo, hi = final.min(0), final.max(0)
+        if frames.size:
+            flat = frames.reshape(-1, 2)
+            lo = np.minimum(lo, np.percentile(flat, 0.5, axis=0))
+            hi = np.maximum(hi, np.percentile(flat, 99.5, axis=0))
+        c, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-6) * (1 + 2 * pad)
+        for rng, ci in ((self.embedding.x_range, c[0]), (self.embedding.y_range, c[1])):
+            rng.start, rng.end = float(ci - half), float(ci + half)
+            rng.reset_start, rng.reset_end = rng.start, rng.end  # the reset tool comes back here

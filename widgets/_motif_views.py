@@ -2,12 +2,15 @@
 
 The gallery shows each motif's class-average patch and count; clicking a tile
 or a bar selects that motif's columns (through the host's ``_link_tap``).
+Tile labels sit on a box of the motif's colour with black or white text,
+whichever contrasts more (:func:`motiflab.colors.text_color`): coloured text on
+a white box was unreadable for the light colours (pink, cyan, yellow).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from motiflab.colors import motif_colors
+from motiflab.colors import motif_colors, text_color
 
 __all__ = ["MotifViews", "motif_palette"]
 
@@ -30,7 +33,7 @@ class MotifViews:
 
         w = int(self.width * 0.8)
         self.gallery_source = ColumnDataSource(dict(image=[], x=[], y=[], cx=[], cy=[], lx=[], ly=[], motif=[],
-                                                    text=[], color=[], count=[]), name="gallery")
+                                                    text=[], color=[], text_color=[], count=[]), name="gallery")
         fig = figure(width=w, height=200, title="Motifs (class averages): click a tile to select its columns",
                      x_range=(0, 5), y_range=(-1, 0), tools="", toolbar_location=None, name="gallery_fig")
         fig.axis.visible = False
@@ -39,9 +42,10 @@ class MotifViews:
         tiles = fig.rect("cx", "cy", width=0.94, height=0.94, source=self.gallery_source, fill_alpha=0.0,
                          line_color="color", line_width=2, selection_line_width=4, selection_fill_alpha=0.0,
                          nonselection_fill_alpha=0.0, nonselection_line_alpha=0.5, name="gallery_tiles")
-        fig.add_layout(LabelSet(x="lx", y="ly", text="text", source=self.gallery_source, text_color="color",
-                                text_font_size="9pt", text_font_style="bold", background_fill_color="white",
-                                background_fill_alpha=0.75))
+        fig.add_layout(LabelSet(x="lx", y="ly", text="text", source=self.gallery_source, text_color="text_color",
+                                text_font_size="9pt", text_font_style="bold", background_fill_color="color",
+                                background_fill_alpha=1.0, border_line_color="black", border_line_alpha=0.4,
+                                name="gallery_labels"))
         fig.add_tools(TapTool(renderers=[tiles]), HoverTool(renderers=[tiles], tooltips="motif @motif: @count columns"))
         self._link_tap(self.gallery_source, "motif", "motif")
         self.gallery = fig
@@ -83,6 +87,7 @@ class MotifViews:
         self.gallery_source.selected.indices = []
         self.gallery_source.data = dict(image=imgs, x=xs, y=ys, cx=cx, cy=cy, lx=lx, ly=ly, motif=list(range(k)),
                                         text=txt, color=motif_palette(k) if k else [],
+                                        text_color=[text_color(c) for c in motif_palette(k)],
                                         count=[int(c) for c in mot.counts])
         self.gallery.x_range.start, self.gallery.x_range.end = 0, ncol
         self.gallery.y_range.start, self.gallery.y_range.end = -nrow, 0

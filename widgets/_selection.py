@@ -2,6 +2,10 @@
 
 * click-to-select: a click on a gallery tile, a bar or a hierarchy node selects
   every column with that key in the shared ``"columns"`` source (in the browser);
+* one highlight everywhere: whenever the column selection changes, from
+  whichever view, the gallery tiles, bars and hierarchy nodes are highlighted
+  exactly when *all* their columns are selected (and none is when nothing is),
+  so no view keeps the highlight of an earlier selection;
 * the mean patch of the current selection, computed client-side from one uint8
   patch stack when it fits the budget, else in Python (notebook only).
 """
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["JS_SELECT_BY_KEY", "JS_SELECTION_MEAN", "SelectionViews"]
+__all__ = ["JS_SELECT_BY_KEY", "JS_SELECTION_MEAN", "JS_SYNC_HIGHLIGHTS", "SelectionViews", "highlighted"]
 
 JS_SELECTION_MEAN = """
 // mean patch of the selection (all columns when nothing is selected), from the uint8 patch stack
@@ -37,6 +41,7 @@ out.change.emit();
 
 JS_SELECT_BY_KEY = """
 // a click on a gallery tile / bar / hierarchy node selects every column with that key
+if (src._motiflab_syncing) { return; }   // the highlight sync below set this, not a click
 const hit = tapped.selected.indices;
 if (!hit.length) { return; }
 const keys = new Set(hit.map((i) => tapped.data[key_col][i]));
@@ -48,6 +53,66 @@ for (let i = 0; i < a.length; i++) {
 }
 src.selected.indices = out;
 """
+
+JS_SYNC_HIGHLIGHTS = """
+// the column selection changed (from any view): highlight the tiles / bars / nodes all of whose
+// columns are selected, clear the rest; the guard keeps these writes from selecting columns again
+const sel = src.selected.indices;
+const on = new Uint8Array(src.get_length() || 0);
+for (const i of sel) { on[i] = 1; }
+const highlight = (target, key_col, col_a, col_b) => {
+  const keys = target.data[key_col] || [];
+  const tot = new Map(), hit = new Map();
+  const a = src.data[col_a], b = col_b ? src.data[col_b] : null;
+  const count = (k, i) => { tot.set(k, (tot.get(k) || 0) + 1); if (on[i]) { hit.set(k, (hit.get(k) || 0) + 1); } };
+  if (sel.length && a) {
+    for (let i = 0; i < a.length; i++) { count(a[i], i); if (b !== null && b[i] !== a[i]) { count(b[i], i); } }
+  }
+  const out = [];
+  for (let j = 0; j < keys.length; j++) {
+    const t = tot.get(keys[j]) || 0;
+    if (t > 0 && hit.get(keys[j]) === t) { out.push(j); }
+  }
+  const cur = target.selected.indices;
+  if (cur.length !== out.length || cur.some((v, j) => v !== out[j])) { target.selected.indices = out; }
+};
+src._motiflab_syncing = true;
+try {
+  for (const [target, key_col, col_a, col_b] of targets) { highlight(target, key_col, col_a, col_b); }
+} finally { src._motiflab_syncing = false; }
+"""
+
+
+def highlighted(keys, selected, col_a, col_b=None):
+    """Which of ``keys`` are highlighted for a column selection — the Python twin of :data:`JS_SYNC_HIGHLIGHTS`.
+
+    Parameters
+    ----------
+    keys : sequence of int
+        The key of each tile / bar / node.
+    selected : sequence of int
+        Selected column indices.
+    col_a, col_b : ndarray of int
+        Each column's key(s) (``col_b`` optional: hierarchy nodes match either).
+
+    Returns
+    -------
+    list of int
+        Positions in ``keys`` whose columns are all selected (none when nothing is).
+    """
+    sel = np.zeros(len(col_a), bool)
+    sel[np.asarray(selected, dtype=np.int64)] = True
+    if not sel.any():
+        return []
+    col_a = np.asarray(col_a)
+    out = []
+    for j, k in enumerate(keys):
+        mine = col_a == k
+        if col_b is not None:
+            mine |= np.asarray(col_b) == k
+        if mine.any() and sel[mine].all():
+            out.append(j)
+    return out
 
 
 class SelectionViews:
@@ -64,6 +129,15 @@ class SelectionViews:
         tapped.selected.js_on_change("indices", CustomJS(
             args=dict(tapped=tapped, src=self.source, key_col=key_col, col_a=col_a, col_b=col_b),
             code=JS_SELECT_BY_KEY))
+        self._tap_targets = getattr(self, "_tap_targets", []) + [[tapped, key_col, col_a, col_b]]
+
+    def _build_highlight_sync(self):
+        """Keep every clickable view's highlight equal to the column selection (see the module docstring)."""
+        from bokeh.models import CustomJS
+
+        self.source.selected.js_on_change("indices", CustomJS(
+            args=dict(src=self.source, targets=list(getattr(self, "_tap_targets", []))),
+            code=JS_SYNC_HIGHLIGHTS, name="selection_highlight_sync"))
 
     def _build_selection_mean(self):
         from bokeh.models import ColumnDataSource, CustomJS, Div

@@ -81,7 +81,7 @@ class Explorer:
     """
 
     def __init__(self, data, *, background=True, debounce=0.4, datashade_above=_views.DATASHADE_ABOVE,
-                 hierarchy_max_columns=None, width=520, **params):
+                 hierarchy_max_columns=None, width=400, **params):
         if hierarchy_max_columns is not None:
             params["hierarchy_max_columns"] = hierarchy_max_columns
         if isinstance(data, Analysis):
@@ -164,10 +164,17 @@ class Explorer:
             self.views.micrograph.on_event(RangesUpdate, lambda ev: self._on_ranges("micrograph", ev))
         except ImportError:  # pragma: no cover - old bokeh
             pass
-        self.widget = W.VBox([W.HBox([self.progress, self.status]), self.warnings, tab, self.selection_label,
-                              self.bokeh_widget],
+        # the controls beside the views, so a change and its effect are on one laptop screen
+        controls = W.VBox([tab, self.selection_label], layout=W.Layout(width="385px", flex="0 0 385px"))
+        self.widget = W.VBox([W.HBox([self.progress, self.status]), self.warnings,
+                              W.HBox([controls, self.bokeh_widget],
+                                     layout=W.Layout(width="100%", align_items="flex-start"))],
                              layout=W.Layout(width="100%"))
         self.widget.add_class("motiflab-explorer")
+        # six tab titles in a 385 px column: let them shrink to their text instead of being cut off
+        self.widget.children = (W.HTML("<style>.motiflab-explorer .widget-tab .lm-TabBar-tab{min-width:0 !important;"
+                                       "flex:0 1 auto !important;padding:0 6px !important}</style>"),
+                                ) + tuple(self.widget.children)
         return True
 
     def act(self, fn, *args):

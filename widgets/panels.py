@@ -38,9 +38,12 @@ def export_panel(ex, W):
     save = W.Button(description="Save HTML", layout=W.Layout(width="110px"))
     markers = W.Button(description="Markers → signal", tooltip="add the columns as HyperSpy markers to the signal",
                        layout=W.Layout(width="150px"))
-    save.on_click(lambda _b: ex.act(lambda: f"wrote {ex.save_html(ex.export_path.value, overwrite=True)}"))
+    save.on_click(lambda _b: ex.act(
+        lambda: f"wrote {ex.save_html(ex.export_path.value, overwrite=True).resolve()}"))
     markers.on_click(lambda _b: ex.act(lambda: (ex.add_markers(), "markers added to explorer.analysis.signal")[1]))
     return W.VBox([W.HBox([ex.analysis_path, save_analysis]), W.HBox([ex.export_path, save]), markers,
-                   W.HTML("<small>In Python: <code>ex.analysis.save(path)</code>, <code>ex.save_html(path)</code>, "
+                   W.HTML("<small>In Python, with <code>ex = motiflab.explore(...)</code> (the explorer "
+                          "<code>explore</code> returns): <code>ex.analysis.save(path)</code>, "
+                          "<code>ex.save_html(path)</code>, "
                           "<code>ex.analysis.table()</code>, <code>ex.markers()</code>, <code>ex.label_map()</code>, "
                           "<code>ex.class_averages()</code>. Existing files are never replaced.</small>")])

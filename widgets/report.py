@@ -5,7 +5,9 @@ without the ipywidgets controls. Bokeh resources are inlined
 (``bokeh.resources.INLINE``): microscope PCs are often offline, and a page that
 loads BokehJS from a CDN renders blank there. Linked selection, hover
 thumbnails, the selection mean, clicking motifs / hierarchy nodes and the FR
-playback all run in the browser, with no kernel.
+playback all run in the browser, with no kernel. The header's "How this was
+made" section records the parameters, curation edits, input file and SHA-256,
+motiflab version and date (:func:`motiflab.widgets.views.provenance_html`).
 """
 from __future__ import annotations
 
@@ -42,7 +44,9 @@ def hierarchy_of(an):
 
 def build_report(an, thumbnails=True, datashade_above=views.DATASHADE_ABOVE):
     """The report's :class:`~motiflab.widgets.views.ExplorerViews` for a computed analysis."""
-    v = views.ExplorerViews(an.image, an.calibration, thumbnails=thumbnails, datashade_above=datashade_above)
+    # responsive: the report fills the page's width (a fixed layout used 950 of 1600 px)
+    v = views.ExplorerViews(an.image, an.calibration, thumbnails=thumbnails, datashade_above=datashade_above,
+                            responsive=True)
     v.update(an, hierarchy=hierarchy_of(an))
     return v
 

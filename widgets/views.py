@@ -47,7 +47,7 @@ from motiflab.colors import UNASSIGNED, label_colors, motif_colors  # re-exporte
 from ._embedding_view import EmbeddingView, select_frames
 from ._hierarchy_view import HierarchyView, hierarchy_columns
 from ._images import MAX_IMAGE_SIDE, downsample_image, padded_range, png_data_url, thumbnails
-from ._micrograph_view import MicrographView
+from ._micrograph_view import HOVER_LIMIT, MicrographView
 from ._motif_views import MotifViews, motif_palette
 from ._selection import SelectionViews
 
@@ -55,6 +55,7 @@ __all__ = [
     "ExplorerViews",
     "GREY",
     "MAX_THUMBNAILS",
+    "HOVER_LIMIT",
     "DATASHADE_ABOVE",
     "MAX_IMAGE_SIDE",
     "motif_palette",
@@ -65,6 +66,8 @@ __all__ = [
     "UNASSIGNED",
     "label_colors",
     "motif_colors",
+    "provenance_line",
+    "provenance_html",
 ]
 
 GREY = UNASSIGNED
@@ -96,6 +99,10 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         mean; above it the mean is computed in Python (notebook only).
     width : int
         Width of the micrograph view in screen pixels; the others follow.
+    responsive : bool
+        Lay the views out to fill the page's width (the standalone report)
+        instead of at fixed sizes (the notebook, where the controls sit beside
+        them).
 
     Attributes
     ----------
@@ -110,7 +117,7 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
     """
 
     def __init__(self, image, calibration, *, datashade_above=DATASHADE_ABOVE, thumbnails=True,
-                 frame_budget_mb=32.0, stack_budget_mb=32.0, width=520):
+                 frame_budget_mb=32.0, stack_budget_mb=32.0, width=520, responsive=False):
         from bokeh.models import ColumnDataSource
 
         self.calibration = calibration
@@ -119,6 +126,8 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         self.frame_budget_mb = float(frame_budget_mb)
         self.stack_budget_mb = float(stack_budget_mb)
         self.width = int(width)
+        self.responsive = bool(responsive)
+        self._header = None  # (summary text, image title, analysis): the header is redrawn when exported
         self.large = False
         self.stack_shipped = False
         self._keys: dict = {}
@@ -136,6 +145,7 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         self._build_counts()
         self._build_hierarchy()
         self._build_selection_mean()
+        self._build_highlight_sync()
         self._build_layout()
 
     # ------------------------------------------------------------------------------ building
@@ -149,14 +159,35 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
                                       name="rejected_toggle")
         self.rejected_toggle.js_on_change("active", CustomJS(args=dict(r=self.rejected),
                                                              code="r.visible = cb_obj.active;"))
-        self.root = column(
-            self.summary,
-            row(column(self.micrograph, self.rejected_toggle),
-                column(self.embedding, row(self.play_button, self.play_slider, self.speed), self.play_label)),
-            row(self.gallery, column(self.mean_fig, self.info)),
-            row(self.counts, self.hierarchy),
-            name="motiflab_explorer",
-        )
+        micrograph = column(self.micrograph, self.rejected_toggle)
+        embedding = column(self.embedding, row(self.play_button, self.play_slider, self.speed), self.play_label)
+        selection = column(self.mean_fig, self.info)
+        if self.responsive:
+            # the report: the image, the layout and the motifs side by side across the page, the
+            # statistics below. The two point views scale with the page width (keeping their aspect);
+            # the gallery column keeps its size
+            for fig in (self.micrograph, self.embedding):
+                fig.sizing_mode = "scale_width"
+            for m in (self.summary, self.rejected_toggle, self.play_label):
+                m.sizing_mode = "stretch_width"
+            self.counts.sizing_mode = "stretch_width"
+            micrograph = column(self.micrograph, self.rejected_toggle, sizing_mode="stretch_width")
+            embedding = column(self.embedding, row(self.play_button, self.play_slider, self.speed),
+                               self.play_label, sizing_mode="stretch_width")
+            self.root = column(
+                self.summary,
+                row(micrograph, embedding, column(self.gallery, selection), sizing_mode="stretch_width"),
+                row(self.counts, self.hierarchy, sizing_mode="stretch_width"),
+                name="motiflab_explorer", sizing_mode="stretch_width",
+            )
+        else:
+            self.root = column(
+                self.summary,
+                row(micrograph, embedding),
+                row(self.gallery, selection),
+                row(self.counts, self.hierarchy),
+                name="motiflab_explorer",
+            )
 
     @staticmethod
     def _tooltip(with_thumb):
@@ -194,7 +225,9 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         keys = {"patches": patches, "layout": lay, "motifs": mot, "hierarchy": hierarchy}
         changed = [k for k in ("patches", "layout", "motifs", "hierarchy")
                    if force or k not in self._keys or self._keys[k] is not keys[k]]
+        self._header = (summary, image_title(an), an)
         if not changed:
+            self._set_header()  # parameters or edits may have changed without a stage changing
             return []
         n = len(an.positions)
         large = n > self.datashade_above
@@ -237,18 +270,28 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             self._set_counts(mot)
         if new_n or "motifs" in changed or "hierarchy" in changed:
             self._set_hierarchy(hierarchy, mot, an)
-        self.summary.text = _summary_html(summary if summary is not None else an.summary(), image_title(an),
-                                          provenance_line(an))
+        if "motifs" in changed and not (new_n or "layout" in changed):
+            self.play_source.data = dict(self.play_source.data, color=list(self.source.data["color"]))
+        self._set_header()
         k = len(self.source.selected.indices)
         self.info.text = f"{k} of {n} columns selected" if k else f"no selection ({n} columns)"
         self._keys = keys
         return ["columns" if k == "patches" else k for k in changed]
 
+    def _set_header(self, written=None):
+        """The header: title, summary and the collapsible "How this was made" provenance."""
+        if self._header is None:
+            return
+        summary, title, an = self._header
+        self.summary.text = _summary_html(summary if summary is not None else an.summary(), title,
+                                          provenance_line(an), provenance_html(an, written=written))
+
     def _set_mode(self, large, an):
         """Switch between per-column glyphs and datashaded rasters (selection glyphs stay drawn)."""
         self.large = large
-        for cb in self.play_slider.js_property_callbacks.get("change:value", []):
+        for cb in self._play_callbacks:
             cb.args = dict(cb.args, large=large)
+        self.play_points.glyph.size = 2 if large else 5
         if large:
             from .datashade import rasterize_points
 
@@ -315,11 +358,22 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
 
     # ------------------------------------------------------------------------------ export
     def html(self, title="motiflab explorer"):
-        """The layout as one self-contained HTML document (BokehJS inlined; works offline)."""
+        """The layout as one self-contained HTML document (BokehJS inlined; works offline).
+
+        The header's "How this was made" section records the parameters, the
+        curation edits, the input file and its SHA-256, the motiflab version and
+        when this file was written.
+        """
+        import datetime
+
         from bokeh.embed import file_html
         from bokeh.resources import INLINE
 
-        return file_html(self.root, resources=INLINE, title=title, suppress_callback_warning=True)
+        self._set_header(written=datetime.datetime.now().astimezone())
+        try:
+            return file_html(self.root, resources=INLINE, title=title, suppress_callback_warning=True)
+        finally:
+            self._set_header()
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -346,12 +400,69 @@ def provenance_line(an) -> str:
     return " · ".join(parts)
 
 
-def _summary_html(text, title="", provenance=""):
-    """The header: the image's title, the analysis summary and its provenance, every line escaped.
+def provenance_html(an, written=None) -> str:
+    """A collapsible "How this was made" section: everything needed to reproduce the result.
 
-    Titles and metadata come from the user's file: they are text, never markup.
+    The parameters (:attr:`motiflab.Analysis.params`), the curation edits
+    (:attr:`motiflab.Analysis.edits`, in order), the input file's name, full
+    path and SHA-256, the motiflab version and the date. Every value is
+    escaped: paths, titles and edit fields come from the user's files.
+
+    Parameters
+    ----------
+    an : motiflab.Analysis
+    written : datetime.datetime, optional
+        When the HTML file is written (default: now, as "updated").
+
+    Returns
+    -------
+    str
+        An HTML ``<details>`` element.
+    """
+    import datetime
+    import json
+
+    import motiflab
+
+    esc = html.escape
+    when = written or datetime.datetime.now().astimezone()
+    rows = []
+    path = getattr(an, "source_path", None)
+    if path:
+        from pathlib import Path
+
+        rows.append(("input file", f"{Path(path).name} ({path})"))
+        rows.append(("input SHA-256", getattr(an, "source_sha256", None) or "not recorded"))
+    else:
+        rows.append(("input", "an in-memory image (no file: no checksum)"))
+    rows.append(("motiflab version", motiflab.__version__))
+    rows.append(("written" if written else "updated", when.isoformat(timespec="seconds")))
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{esc(k)}</th><td>{esc(str(v))}</td></tr>"
+                    for k, v in rows)
+    params = getattr(an, "params", {}) or {}
+    prow = "".join(f"<tr><td>{esc(str(k))}</td><td><code>{esc(json.dumps(v, default=str))}</code></td></tr>"
+                   for k, v in sorted(params.items()))
+    edits = list(getattr(an, "edits", []) or [])
+    erows = "".join(f"<li><code>{esc(json.dumps(e, default=str, sort_keys=True))}</code></li>" for e in edits)
+    again = ("motiflab.Analysis(<input file>, **params), then the edits in order "
+             "(or motiflab.open_analysis on the saved .hspy)")
+    return ("<details class='motiflab-provenance' style='margin:4px 0'>"
+            "<summary style='cursor:pointer'><b>How this was made</b> (parameters, edits, input, version)</summary>"
+            f"<table style='font-size:90%'>{cells}</table>"
+            f"<p style='margin:4px 0'><b>Parameters</b> ({len(params)})</p>"
+            f"<table style='font-size:85%;columns:2'>{prow}</table>"
+            f"<p style='margin:4px 0'><b>Curation edits</b> ({len(edits)})</p>"
+            + (f"<ol style='font-size:85%'>{erows}</ol>" if edits else "<p style='font-size:85%'>none</p>")
+            + f"<p style='font-size:85%'>To redo it: {esc(again)}.</p></details>")
+
+
+def _summary_html(text, title="", provenance="", details=""):
+    """The header: the image's title, the analysis summary, its provenance line and details, every line escaped.
+
+    Titles and metadata come from the user's file: they are text, never markup
+    (``details`` is :func:`provenance_html`, which escapes its own values).
     """
     head = "motiflab explorer" + (f": {title}" if title else "")
     lines = str(text).splitlines() + ([provenance] if provenance else [])
     return (f"<h3 style='margin:2px 0'>{html.escape(head)}</h3><p style='margin:2px 0'>"
-            + "<br>".join(html.escape(line) for line in lines) + "</p>")
+            + "<br>".join(html.escape(line) for line in lines) + "</p>" + details)

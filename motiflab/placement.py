@@ -69,7 +69,8 @@ def query_knn(Xfit, X, k):
 
 def place(layout, X):
     """New points ``X`` placed into the fitted ``layout`` (see :meth:`motiflab.layout.FRLayout.place`)."""
-    from ._layout_kernels import int_exponent, place_points, row_keys
+    from ._layout_kernels import int_exponent
+    from ._placement_kernels import place_points, row_keys
     from ._neighbors_kernels import fuzzy_weights
     from .layout import resolve_seed, schedule_factors
 

@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
 
 
 def _open(browser, path):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1700}, device_scale_factor=1)
+    ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, device_scale_factor=1)
     ctx.set_offline(True)  # the file must work with the network disabled
     blocked = []
 
@@ -112,6 +112,16 @@ def _box_select(pg, emb, labels):
     return expected, got
 
 
+def _click_data(pg, fig, x, y):
+    """Click the page at data point (x, y) of figure ``fig``, scrolling it into the 1600×1000 view first."""
+    (px, py), = pg.evaluate(f"([a, b]) => _ml.toPage('{fig}', a, b)", [[x], [y]])
+    if not 0 <= py < 1000:
+        pg.evaluate(f"() => window.scrollBy(0, {py - 500})")
+        pg.wait_for_timeout(200)
+        (px, py), = pg.evaluate(f"([a, b]) => _ml.toPage('{fig}', a, b)", [[x], [y]])
+    pg.mouse.click(px, py)
+
+
 def test_box_selection_in_embedding_highlights_exactly_those_markers(page, exported, artifacts):
     pg, log, blocked = page
     emb, labels = exported["emb"], exported["labels"]
@@ -152,16 +162,24 @@ def test_hover_shows_the_columns_own_thumbnail(page, exported, artifacts):
     i = int(np.argmax(d.min(1)))
     pg.mouse.move(scr[i, 0] + 5, scr[i, 1] + 5)
     pg.mouse.move(scr[i, 0], scr[i, 1], steps=3)
-    tip = pg.locator(".bk-tooltip-content .motiflab-tip").filter(has_text=f"(column {i})").first
-    tip.wait_for(state="visible", timeout=5000)
-    assert f"(column {i})" in tip.inner_text()
-    img = tip.locator("img").first
-    src = img.get_attribute("src")
-    assert src.startswith("data:image/png;base64,")
-    wh = pg.evaluate("(el) => [el.naturalWidth, el.naturalHeight, el.complete]", img.element_handle())
-    assert wh == [exported["patch"], exported["patch"], True]
-    # it is this column's own patch: the same PNG the source holds for row i
-    assert src == pg.evaluate("(i) => _ml.model('columns').data.thumb[i]", i)
+    tips = pg.locator(".bk-tooltip-content .motiflab-tip")
+    tips.first.wait_for(state="visible", timeout=5000)
+    # FR blobs are tight (on this layout every point has a neighbour within ~1 px): the tooltip
+    # lists the columns under the cursor, at most HOVER_LIMIT of them, each with its own patch
+    shown = tips.all()
+    assert 1 <= len(shown) <= 3
+    import re
+
+    for tip in shown:
+        j = int(re.search(r"\(column (\d+)\)", tip.inner_text()).group(1))
+        assert np.linalg.norm(scr[j] - scr[i]) < 6  # a column under the cursor
+        img = tip.locator("img").first
+        src = img.get_attribute("src")
+        assert src.startswith("data:image/png;base64,")
+        wh = pg.evaluate("(el) => [el.naturalWidth, el.naturalHeight, el.complete]", img.element_handle())
+        assert wh == [exported["patch"], exported["patch"], True]
+        # it is this column's own patch: the same PNG the source holds for row j
+        assert src == pg.evaluate("(j) => _ml.model('columns').data.thumb[j]", j)
     pg.screenshot(path=os.path.join(artifacts, "export_hover_thumbnail.png"), full_page=True)
     assert log.errors == []
 
@@ -175,20 +193,87 @@ def test_playback_moves_the_points_and_ends_on_the_final_layout(page, exported, 
     before = _pixels(pg.screenshot(clip=clip))
     pg.evaluate("() => { _ml.model('playback_speed').value = 30; }")
     pg.get_by_role("button", name="▶ Play").click()
-    pg.wait_for_function("() => _ml.model('playback_slider').value > 3", timeout=5000)
-    mid = np.asarray(pg.evaluate("() => Array.from(_ml.model('columns').data.ex)"))
+    # the player keeps its frame in the page and draws into the separate "playback" source
+    pg.wait_for_function("() => _ml.model('playback_iteration').text.startsWith('iteration ')", timeout=5000)
+    pg.wait_for_timeout(150)
+    mid = np.asarray(pg.evaluate("() => Array.from(_ml.model('playback').data.px)"))
     mid_px = _pixels(pg.screenshot(clip=clip))
     pg.screenshot(path=os.path.join(artifacts, "export_playback_midway.png"), full_page=True)
+    assert pg.evaluate("() => _ml.model('playback_points').visible && !_ml.model('embedding_points').visible")
     assert np.abs(mid - final).max() > 0.1, "points did not move"
     assert np.abs(mid_px - before).sum(axis=2).astype(bool).mean() > 0.005, "the canvas did not change"
-    label = pg.evaluate("() => _ml.model('playback_label').text")
-    assert label.startswith("FR relaxation: iteration")
+    # the shared per-column source (selection, hover) is never rewritten by the player
+    assert np.allclose(pg.evaluate("() => Array.from(_ml.model('columns').data.ex)"), final, atol=1e-6)
     end = exported["n_frames"] - 1
-    pg.wait_for_function(f"() => _ml.model('playback_slider').value == {end}", timeout=15000)
+    pg.wait_for_function(f"() => _ml.model('playback_slider').value == {end} && "
+                         "_ml.model('playback_button').label.startsWith('▶')", timeout=15000)
     pg.wait_for_timeout(200)
-    after = np.asarray(pg.evaluate("() => Array.from(_ml.model('columns').data.ex)"))
+    after = np.asarray(pg.evaluate("() => Array.from(_ml.model('playback').data.px)"))
     assert np.allclose(after, final, atol=1e-4)
+    assert pg.evaluate("() => !_ml.model('playback_points').visible && _ml.model('embedding_points').visible")
     assert pg.evaluate("() => _ml.model('playback_button').label") == "▶ Play"
+    assert pg.evaluate("() => _ml.model('playback_label').text").startswith("FR relaxation: iteration")
+    fps = pg.evaluate("() => window['_motiflab_play_stats_' + _ml.model('playback_slider').id].fps")
+    print(f"standalone playback: {fps:.1f} frames/s (30 asked)")
+    assert fps >= 20
+    assert log.errors == []
+
+
+def test_wheel_scrolls_the_page_until_the_plot_is_clicked(page, exported):
+    pg, log, _ = page
+    fx, fy, fw, fh = pg.evaluate("() => _ml.frame('embedding')")
+    rng = "() => [_ml.model('embedding').x_range.start, _ml.model('embedding').x_range.end]"
+    r0 = pg.evaluate(rng)
+    pg.mouse.move(fx + fw / 2, fy + fh / 2)
+    pg.mouse.wheel(0, 300)
+    pg.wait_for_timeout(300)
+    assert pg.evaluate(rng) == r0, "the wheel zoomed a plot the user had not clicked"
+    assert pg.evaluate("() => window.scrollY") > 0, "the page did not scroll"
+    pg.evaluate("() => window.scrollTo(0, 0)")
+    pg.wait_for_timeout(200)
+    fx, fy, fw, fh = pg.evaluate("() => _ml.frame('embedding')")
+    pg.mouse.click(fx + 3, fy + 3)  # a click on an empty corner: activates the wheel zoom
+    pg.wait_for_timeout(200)
+    pg.mouse.move(fx + fw / 2, fy + fh / 2)
+    pg.mouse.wheel(0, -200)
+    pg.wait_for_timeout(300)
+    assert pg.evaluate(rng) != r0, "a click on the plot did not hand it the wheel"
+    assert log.errors == []
+
+
+def test_hover_in_a_tight_cluster_shows_at_most_three_thumbnails(page, exported, artifacts):
+    pg, log, _ = page
+    emb = exported["emb"]
+    scr = np.asarray(pg.evaluate("([a, b]) => _ml.toPage('embedding', a, b)", [emb[:, 0].tolist(), emb[:, 1].tolist()]))
+    # the densest spot on screen: the point with the most neighbours within 4 px
+    d = np.linalg.norm(scr[:, None] - scr[None], axis=2)
+    i = int(np.argmax((d < 4).sum(1)))
+    assert (d[i] < 4).sum() > 3  # more points under the cursor than the tooltip may list
+    pg.mouse.move(scr[i, 0] + 6, scr[i, 1] + 6)
+    pg.mouse.move(scr[i, 0], scr[i, 1], steps=3)
+    pg.locator(".bk-tooltip-content .motiflab-tip").first.wait_for(state="visible", timeout=5000)
+    n = pg.locator(".bk-tooltip-content .motiflab-tip img").count()
+    pg.screenshot(path=os.path.join(artifacts, "export_hover_cluster.png"))
+    assert 1 <= n <= 3, n
+    assert log.errors == []
+
+
+def test_a_selection_elsewhere_clears_the_gallery_highlight(page, exported):
+    pg, log, _ = page
+    labels = exported["labels"]
+    k = 1 if labels.max() >= 1 else 0
+    cx, cy = pg.evaluate(f"() => {{ const g = _ml.model('gallery'); return [g.data.cx[{k}], g.data.cy[{k}]]; }}")
+    (px, py), = pg.evaluate("([a, b]) => _ml.toPage('gallery_fig', a, b)", [[cx], [cy]])
+    pg.mouse.click(px, py)
+    pg.wait_for_timeout(300)
+    sel = "(n) => Array.from(_ml.model(n).selected.indices)"
+    assert pg.evaluate(sel, "gallery") == [k] and pg.evaluate(sel, "counts") == [k]
+    # now a box in the layout: the gallery and bars follow the new selection
+    expected, got = _box_select(pg, exported["emb"], labels)
+    whole = [m for m in range(labels.max() + 1)
+             if np.isin(np.flatnonzero(labels == m), got).all() and (labels == m).any()]
+    assert pg.evaluate(sel, "gallery") == whole and pg.evaluate(sel, "counts") == whole
+    assert k not in whole or np.isin(np.flatnonzero(labels == k), got).all()
     assert log.errors == []
 
 
@@ -211,8 +296,7 @@ def test_hierarchy_node_click_highlights_every_occurrence(page, exported):
     nodes = pg.evaluate("() => { const d = _ml.model('hierarchy_nodes').data; return [Array.from(d.x), Array.from(d.y), Array.from(d.id)]; }")
     xs, ys, ids = nodes
     j = int(np.argmin(ys)) if len(ids) > 1 else 0
-    (px, py), = pg.evaluate("([a, b]) => _ml.toPage('hierarchy_fig', a, b)", [[xs[j]], [ys[j]]])
-    pg.mouse.click(px, py)
+    _click_data(pg, "hierarchy_fig", xs[j], ys[j])
     pg.wait_for_timeout(300)
     got = pg.evaluate("() => Array.from(_ml.model('columns').selected.indices)")
     d = exported["ex"].views.source.data

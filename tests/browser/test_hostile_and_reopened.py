@@ -85,5 +85,10 @@ def test_a_reopened_analysis_shows_the_same_views(browser, analyses):
             assert not log.errors, log.errors
         finally:
             ctx.close()
+    # the same analysis, but two files written at different moments: the "written" date may differ
+    import re
+
+    for v in seen:
+        v["summary"] = re.sub(r"written</th><td>[^<]*", "written</th><td>", v["summary"])
     assert seen[0] == seen[1]
     assert len(opened.log) == n0  # shown from the file: nothing was recomputed

@@ -165,7 +165,8 @@ def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, ar
         clip = dict(x=emb[0], y=emb[1], width=emb[2], height=emb[3])
         emb_before = _pixels(page.screenshot(clip=clip))
 
-        # drag the patch-size slider's handle to the right
+        # drag the patch-size slider's handle to the right (its tab first: the explorer opens on the first stage)
+        explorer.locator(".lm-TabBar-tab").filter(has_text="Patches").first.click()
         slider = explorer.locator(".widget-slider").filter(has_text="patch size").first
         slider.scroll_into_view_if_needed()
         handle = slider.locator(".noUi-handle").first
@@ -223,6 +224,82 @@ def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, ar
     finally:
         try:
             page.screenshot(path=os.path.join(artifacts, "jupyterlab_explorer_final.png"), full_page=True)
+        except Exception:
+            pass
+        ctx.close()
+
+
+def _open_and_run(page, lab):
+    """Open the smoke notebook, run it and wait for the explorer's first run and its Bokeh views."""
+    page.goto(f"{lab['url']}/lab/tree/explorer_smoke.ipynb", wait_until="domcontentloaded")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60000)
+    page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
+        return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
+            && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=60000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.locator(".motiflab-explorer").wait_for(state="visible", timeout=60000)
+    page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
+        return e && /ready · run 1\\b/.test(e.innerText); }""", timeout=180000)
+    page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.roots.length > 0", timeout=30000)
+    install_helpers(page)
+    page.wait_for_function("""() => { const m = _ml.model('columns'); const v = _ml.view('embedding');
+        return m && v && m.data.ex && m.data.ex.length > 0; }""", timeout=30000)
+    page.wait_for_timeout(800)
+
+
+def test_explorer_fits_a_laptop_screen_and_plays_back_without_the_kernel(browser, lab, artifacts):
+    """At 1600×1000: controls and views visible together; playback ≥ 20 frames/s with the kernel idle."""
+    ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, device_scale_factor=1)
+    page = ctx.new_page()
+    log = PageLog(page, ignore=IGNORED_CONSOLE)
+    try:
+        _open_and_run(page, lab)
+        # the explorer's top at the top of the notebook panel (what a user scrolls to once)
+        page.evaluate("() => document.querySelector('.motiflab-explorer').scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+        page.screenshot(path=os.path.join(artifacts, "jupyterlab_explorer_1600x1000.png"))
+        boxes = page.evaluate("""() => {
+            const r = (el) => { const b = el.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+            const e = document.querySelector('.motiflab-explorer');
+            const fr = (n) => { const [x, y, w, h] = _ml.frame(n); return [x, y, x + w, y + h]; };
+            return {tabs: r(e.querySelector('.lm-TabBar')),
+                    slider: r(e.querySelector('.widget-slider')),
+                    micrograph: fr('micrograph'), embedding: fr('embedding'),
+                    viewport: [window.innerWidth, window.innerHeight]}; }""")
+        W, H = boxes.pop("viewport")
+        for name, (x0, y0, x1, y1) in boxes.items():
+            assert x0 >= 0 and y0 >= 0 and x1 <= W and y1 <= H, f"{name} is not on the screen: {boxes}"
+        # controls beside the views, not above them
+        assert boxes["tabs"][2] <= boxes["micrograph"][0]
+
+        # playback: frames drawn in the page, nothing sent to the kernel
+        page.evaluate("() => { _ml.model('playback_speed').value = 30; }")
+        page.wait_for_timeout(300)
+        page.evaluate("""() => { window._ml_status = [];
+            const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            window._ml_status_cb = (_, s) => window._ml_status.push(s);
+            k.statusChanged.connect(window._ml_status_cb); }""")
+        btn = page.locator(".motiflab-explorer").get_by_role("button", name="▶ Play")
+        btn.scroll_into_view_if_needed()
+        btn.click()
+        page.wait_for_function("() => _ml.model('playback_iteration').text.startsWith('iteration ')", timeout=5000)
+        page.wait_for_timeout(400)
+        page.screenshot(path=os.path.join(artifacts, "jupyterlab_playback_midway.png"))
+        end = page.evaluate("() => _ml.model('playback_slider').end")
+        page.wait_for_function(f"() => _ml.model('playback_slider').value == {end} && "
+                               "_ml.model('playback_button').label.startsWith('▶')", timeout=30000)
+        stats = page.evaluate("() => window['_motiflab_play_stats_' + _ml.model('playback_slider').id]")
+        statuses = page.evaluate("() => window._ml_status")
+        print(f"JupyterLab playback: {stats['fps']:.1f} frames/s ({stats['frames']} frames in "
+              f"{stats['seconds']:.2f} s, 30 asked); kernel status changes during it: {statuses}")
+        assert stats["frames"] >= 10
+        assert stats["fps"] >= 20, stats
+        # at most the two visibility flips (start, end) reached the kernel: no busy kernel per frame
+        assert statuses.count("busy") <= 4, statuses
+        assert log.errors == [], log.errors
+    finally:
+        try:
+            page.screenshot(path=os.path.join(artifacts, "jupyterlab_explorer_1600x1000_final.png"))
         except Exception:
             pass
         ctx.close()

@@ -416,10 +416,11 @@ def symmetry_energy(moments: np.ndarray, n_max: int = 10) -> np.ndarray:
     return E[0] if single else E
 
 
-from .zernike_featurizer import ZernikeFeaturizer  # noqa: E402  (re-exported: its home was here)
-
-
 def __getattr__(name):
+    if name == "ZernikeFeaturizer":  # its home was here; imported on use (it imports this module)
+        from .zernike_featurizer import ZernikeFeaturizer
+
+        return ZernikeFeaturizer
     # the D4 thread pool's state, read live from the module that owns it
     if name in ("_pool", "_pool_lock"):
         return getattr(_zernike_d4, name)

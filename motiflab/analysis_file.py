@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import InputFileError, MotifLabError
 
-__all__ = ["FORMAT_VERSION", "save_analysis", "open_analysis"]
+__all__ = ["FORMAT_VERSION", "save_analysis", "open_analysis", "json_ready", "from_json_ready"]
 
 #: version of the layout under ``metadata.motiflab``; bump it (and add a migration) when it changes
 FORMAT_VERSION = 1
@@ -56,42 +56,43 @@ def _classes() -> dict:
 # ---------------------------------------------------------------------------- encoding
 
 
-def _plain(x):
-    """``x`` as JSON-ready values, tagging what JSON would lose (tuples, small arrays, result objects)."""
+def json_ready(x):
+    """``x`` as JSON-ready values (the inverse is :func:`from_json_ready`), tagging what JSON would lose (tuples, small arrays, result objects)."""
     if isinstance(x, (str, bool, int, float)) or x is None:
         return x
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, tuple):
-        return {"__tuple__": [_plain(v) for v in x]}
+        return {"__tuple__": [json_ready(v) for v in x]}
     if isinstance(x, list):
-        return [_plain(v) for v in x]
+        return [json_ready(v) for v in x]
     if isinstance(x, dict):
         if all(isinstance(k, str) for k in x):
-            return {k: _plain(v) for k, v in x.items()}
-        return {"__items__": [[_plain(k), _plain(v)] for k, v in x.items()]}
+            return {k: json_ready(v) for k, v in x.items()}
+        return {"__items__": [[json_ready(k), json_ready(v)] for k, v in x.items()]}
     if isinstance(x, np.ndarray):
-        return {"__array__": _plain(x.tolist()), "dtype": x.dtype.str, "shape": list(x.shape)}
+        return {"__array__": json_ready(x.tolist()), "dtype": x.dtype.str, "shape": list(x.shape)}
     if dataclasses.is_dataclass(x) and type(x).__name__ in _classes():
         return {"__object__": type(x).__name__,
-                **{f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x) if not f.name.startswith("_")}}
+                **{f.name: json_ready(getattr(x, f.name)) for f in dataclasses.fields(x) if not f.name.startswith("_")}}
     raise MotifLabError(f"cannot store a {type(x).__name__} in an analysis file.")
 
 
-def _unplain(x):
+def from_json_ready(x):
+    """Values written by :func:`json_ready` (after ``json.loads``) back as tuples, arrays and result objects."""
     if isinstance(x, list):
-        return [_unplain(v) for v in x]
+        return [from_json_ready(v) for v in x]
     if not isinstance(x, dict):
         return x
     if "__tuple__" in x:
-        return tuple(_unplain(v) for v in x["__tuple__"])
+        return tuple(from_json_ready(v) for v in x["__tuple__"])
     if "__items__" in x:
-        return {_unplain(k): _unplain(v) for k, v in x["__items__"]}
+        return {from_json_ready(k): from_json_ready(v) for k, v in x["__items__"]}
     if "__array__" in x:
-        return np.asarray(_unplain(x["__array__"]), dtype=np.dtype(x["dtype"])).reshape(x["shape"])
+        return np.asarray(from_json_ready(x["__array__"]), dtype=np.dtype(x["dtype"])).reshape(x["shape"])
     if "__object__" in x:
-        return _build(x["__object__"], {k: _unplain(v) for k, v in x.items() if k != "__object__"})
-    return {k: _unplain(v) for k, v in x.items()}
+        return _build(x["__object__"], {k: from_json_ready(v) for k, v in x.items() if k != "__object__"})
+    return {k: from_json_ready(v) for k, v in x.items()}
 
 
 def _build(name, fields):
@@ -117,14 +118,14 @@ def _encode(x):
             if not f.name.startswith("_"):
                 node[f.name] = _encode(getattr(x, f.name))
         return node
-    return json.dumps(_plain(x))
+    return json.dumps(json_ready(x))
 
 
 def _decode(node):
     if isinstance(node, np.ndarray):
         return node
     if isinstance(node, str):
-        return _unplain(json.loads(node))
+        return from_json_ready(json.loads(node))
     if not isinstance(node, dict) or _TYPE not in node:
         raise InputFileError("the analysis file has an entry motiflab cannot read; it may be damaged.")
     kind = node[_TYPE]
@@ -167,9 +168,9 @@ def save_analysis(an, path, overwrite=False) -> Path:
     s = _signal(an)
     record = {
         "format_version": json.dumps(FORMAT_VERSION),
-        "params": json.dumps(_plain(an.params)),
-        "edits": json.dumps(_plain(an.edits)),
-        "log": json.dumps(_plain(an.log)),
+        "params": json.dumps(json_ready(an.params)),
+        "edits": json.dumps(json_ready(an.edits)),
+        "log": json.dumps(json_ready(an.log)),
         "provenance": json.dumps(provenance(an)),
         "source": json.dumps({"path": an.source_path, "sha256": an.source_sha256}),
         "stages": {st: _encode(an.get(st)) for st in STAGES if an.is_cached(st)},
@@ -218,14 +219,14 @@ def open_analysis(path, progress=False):
                              f"version {FORMAT_VERSION}" + ("; update motiflab to open it." if newer else
                                                             " and has no migration from it."))
     try:
-        params = _unplain(json.loads(rec["params"]))
+        params = from_json_ready(json.loads(rec["params"]))
         params = {k: v for k, v in params.items() if k in DEFAULTS}  # a parameter retired since is dropped
         an = Analysis(sig, progress=progress, **params)
         an.image = np.asarray(sig.data, dtype=np.float32)
         src = json.loads(rec.get("source", "{}"))
         an.source_path, an.source_sha256 = src.get("path"), src.get("sha256")
-        an.edits = _unplain(json.loads(rec.get("edits", "[]")))
-        an.log = [tuple(x) for x in _unplain(json.loads(rec.get("log", "[]")))]
+        an.edits = from_json_ready(json.loads(rec.get("edits", "[]")))
+        an.log = [tuple(x) for x in from_json_ready(json.loads(rec.get("log", "[]")))]
         an.saved_provenance = json.loads(rec.get("provenance", "{}"))
         stages = rec.get("stages", {})
         for st in STAGES:

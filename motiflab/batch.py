@@ -90,9 +90,9 @@ def run_batch(images, out_dir, overwrite=False, workers=None, frame=None, progre
     mdl = None if model is None else dask.delayed(model, pure=True)
     tasks = [dask.delayed(analyse_file)(str(i), str(o), overwrite, frame, mdl, **params) for i, o in zip(images, outs)]
     if scheduler not in ("processes", "threads", "synchronous", "sync", "distributed"):
-        from .series import _client
+        from .series import dask_client
 
-        client, own = _client(scheduler)  # an address or a Client
+        client, own = dask_client(scheduler)  # an address or a Client
         try:
             futures = client.compute(tasks)
             if progress:

@@ -64,7 +64,8 @@ class Calibration:
         return p * self.scale + np.asarray(self.offset)
 
 
-def _import_hyperspy():
+def import_hyperspy():
+    """``hyperspy.api``, imported on first use (a heavy import), with a clear error when it is missing."""
     try:
         import hyperspy.api as hs
     except ImportError as exc:  # pragma: no cover - hyperspy is a hard dependency
@@ -98,7 +99,7 @@ def load(source, frame=None, lazy=False):
     MotifLabError
         Data that is not a 2-D image (with the ``frame=`` hint for stacks).
     """
-    hs = _import_hyperspy()
+    hs = import_hyperspy()
     from hyperspy.signals import BaseSignal, Signal2D
 
     if isinstance(source, (str, os.PathLike)):

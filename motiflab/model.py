@@ -313,7 +313,7 @@ class MotifModel:
         Never over an existing file unless ``overwrite``. The file opens in
         HyperSpy as the stack of class averages.
         """
-        from .analysis_file import _plain
+        from .analysis_file import json_ready
         from .files import check_writable, write_atomic
         from .io import class_averages_signal
         from .results import provenance
@@ -331,13 +331,13 @@ class MotifModel:
 
         record = {
             "format_version": json.dumps(MODEL_FORMAT_VERSION),
-            "params": json.dumps(_plain(self.params)),
-            "layout_params": json.dumps(_plain(self.layout_params)),
+            "params": json.dumps(json_ready(self.params)),
+            "layout_params": json.dumps(json_ready(self.layout_params)),
             "stage_iterations": json.dumps([int(i) for i in self.stage_iterations]),
             "novelty_quantile": json.dumps(float(self.novelty_quantile)),
-            "edits": json.dumps(_plain(self.edits)),
-            "detection": json.dumps(_plain(self.detection)),
-            "provenance": json.dumps(_plain(self.provenance)),
+            "edits": json.dumps(json_ready(self.edits)),
+            "detection": json.dumps(json_ready(self.detection)),
+            "provenance": json.dumps(json_ready(self.provenance)),
             "saved_with": json.dumps(provenance(_Now())),
             "features": np.ascontiguousarray(self.features, dtype=np.float32),
             "embedding": np.ascontiguousarray(self.embedding, dtype=np.float32),
@@ -381,14 +381,14 @@ def load_model(path) -> MotifModel:
         A missing, unreadable or damaged file, a file without a motif model,
         or a model format this motiflab cannot read.
     """
-    from .analysis_file import _unplain
-    from .io import _import_hyperspy
+    from .analysis_file import from_json_ready
+    from .io import import_hyperspy
 
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"no model file {str(p)!r} (or it is not a regular file); check the path.")
     try:
-        sig = _import_hyperspy().load(str(p))
+        sig = import_hyperspy().load(str(p))
     except Exception as exc:  # any reader error becomes one clear message
         raise InputFileError(f"could not read {str(p)!r} as HyperSpy HDF5 ({type(exc).__name__}: {exc}).") from exc
     if isinstance(sig, list) or not hasattr(sig, "metadata"):
@@ -420,16 +420,16 @@ def load_model(path) -> MotifModel:
                 or arr["thresholds"].shape != (k + 1,) or (lab.size and lab.max() >= k)):
             raise ValueError("array shapes do not agree")
         model = MotifModel(
-            params=_unplain(json.loads(rec["params"])),
-            layout_params=_unplain(json.loads(rec["layout_params"])),
+            params=from_json_ready(json.loads(rec["params"])),
+            layout_params=from_json_ready(json.loads(rec["layout_params"])),
             features=np.ascontiguousarray(X), embedding=np.ascontiguousarray(Y),
             stage_iterations=tuple(int(i) for i in json.loads(rec["stage_iterations"])),
             labels=lab.astype(np.int64), class_averages=ca, counts=arr["counts"].astype(np.int64),
             thresholds=arr["thresholds"].astype(np.float64),
             novelty_quantile=float(json.loads(rec["novelty_quantile"])),
-            edits=_unplain(json.loads(rec.get("edits", "[]"))),
-            detection=_unplain(json.loads(rec.get("detection", "{}"))),
-            provenance=_unplain(json.loads(rec.get("provenance", "{}"))),
+            edits=from_json_ready(json.loads(rec.get("edits", "[]"))),
+            detection=from_json_ready(json.loads(rec.get("detection", "{}"))),
+            provenance=from_json_ready(json.loads(rec.get("provenance", "{}"))),
         )
         model.saved_with = json.loads(rec.get("saved_with", "{}"))
         from .parameters import DEFAULTS

@@ -95,7 +95,7 @@ def _frames(sig):
     return data.rechunk((1, h, w))
 
 
-def _client(scheduler):
+def dask_client(scheduler):
     """A ``distributed.Client`` for an address, the client given, or None (local schedulers)."""
     if scheduler is None or isinstance(scheduler, str) and scheduler in ("threads", "processes", "synchronous",
                                                                          "sync", "single-threaded"):
@@ -154,7 +154,7 @@ def classify_series(source, model, scheduler=None, progress=True, frames=None) -
     mdl = dask.delayed(model, pure=True)
     blocks = data.to_delayed().ravel()
     tasks = [dask.delayed(classify_frame, pure=True)(blocks[i], mdl, i) for i in index]
-    client, own = _client(scheduler)
+    client, own = dask_client(scheduler)
     t0 = time.perf_counter()
     try:
         if client is not None:

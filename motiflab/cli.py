@@ -20,6 +20,12 @@ Stable contracts (outside tools rely on them; change only compatibly):
 ``motiflab batch FILES... --out-dir DIR``
     The same job over many files with Dask (one task per file).
 
+``motiflab watch DIR --model M.hspy [--out-dir R] [--pattern '*.dm4'] [--poll 0.5] [--max-frames N] [--timeout S]``
+    Live microscope mode (:mod:`motiflab.live`): classifies every new, completely
+    written frame in DIR with the model, writes ``R/<frame stem>.npz`` (the RESULT.npz
+    contract) and one row of ``R/populations.csv``, and prints one line per frame.
+    Bad files are reported on stderr and skipped; Ctrl-C stops; a restart resumes.
+
 ``motiflab warmup``
     Compiles and caches every numba kernel (once per environment; see
     :mod:`motiflab.warmup`), so the first analysis starts compiled.
@@ -211,10 +217,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_args(b)
     b.set_defaults(func=cmd_batch)
 
+    lv = sub.add_parser("watch", help="live mode: classify every new frame written into a folder with a motif model")
+    lv.add_argument("folder", help="the folder the microscope writes frames into")
+    lv.add_argument("--model", required=True, metavar="M.hspy", help="the motif model (motiflab run --save-model)")
+    lv.add_argument("--out-dir", default=None, help="folder for the results (default DIR/motiflab; created if missing)")
+    lv.add_argument("--pattern", action="append", default=None,
+                    help="file-name pattern to watch, e.g. '*.dm4' (repeatable; default every supported format)")
+    lv.add_argument("--poll", type=float, default=0.5, help="seconds between scans of the folder (default 0.5)")
+    lv.add_argument("--shape", default=None, metavar="ROWSxCOLS", help="expected frame shape; others are skipped")
+    lv.add_argument("--no-events", action="store_true", help="poll only (network shares deliver no file events)")
+    lv.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many new frames")
+    lv.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    lv.add_argument("-q", "--quiet", action="store_true", help="no per-frame lines (skipped files are still reported)")
+    lv.set_defaults(func=cmd_watch)
+
     w = sub.add_parser("warmup", help="compile and cache every numba kernel now (once per environment)")
     w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     w.set_defaults(func=cmd_warmup)
     return ap
+
+
+def cmd_watch(args) -> int:
+    from .live import watch
+
+    shape = None
+    if args.shape:
+        try:
+            shape = tuple(int(v) for v in args.shape.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if len(shape) != 2 or min(shape) < 1:
+            raise MotifLabError(f"--shape is ROWSxCOLS, e.g. 1024x1024; got {args.shape!r}.")
+    w = watch(args.folder, args.model, out_dir=args.out_dir, pattern=args.pattern, poll=args.poll,
+              max_frames=args.max_frames, timeout=args.timeout, shape=shape,
+              events=False if args.no_events else None, quiet=args.quiet)
+    if not args.quiet:
+        print(f"stopped: {len(w.rows)} frames in {w.populations_path}, {len(w.errors)} files skipped")
+    return 0
 
 
 def cmd_warmup(args) -> int:

@@ -29,9 +29,9 @@ __all__ = ["TABS", "ParameterControls"]
 #: explorer tab → the stages whose parameters it holds
 TABS = {
     "Columns": ("columns",),
-    "Patches & features": ("patch_size", "patches", "features"),
-    "Graph & layout": ("graph", "layout"),
-    "Motifs & hierarchy": ("motifs", "hierarchy"),
+    "Patches": ("patch_size", "patches", "features"),
+    "Layout": ("graph", "layout"),
+    "Motifs": ("motifs", "hierarchy"),
 }
 assert sorted(s for ss in TABS.values() for s in ss) == sorted(parameters.STAGES)
 

@@ -51,6 +51,10 @@ const b = col_b ? src.data[col_b] : null;
 for (let i = 0; i < a.length; i++) {
   if (keys.has(a[i]) || (b !== null && keys.has(b[i]))) { out.push(i); }
 }
+// a highlight set by the sync below means "all these columns are already selected": it must
+// not narrow the selection (CustomJS runs asynchronously, so the guard above can miss it)
+const cur = new Set(src.selected.indices);
+if (cur.size && out.every((i) => cur.has(i))) { return; }
 src.selected.indices = out;
 """
 

@@ -126,8 +126,13 @@ class Analysis:
         filled in from the stages computed so far, and stay auto until then.
         """
         out = {k: parameters.effective_value(k, v) for k, v in self._params.items()}
-        if "columns" in self._cache and out["spacing"] is None:
-            out["spacing"] = float(self._cache["columns"].spacing)
+        cols = self._cache.get("columns")
+        if cols is not None and not isinstance(cols, _Failed):
+            if out["spacing"] is None:
+                out["spacing"] = float(cols.spacing)
+            if out["smoothing_strength"] is None:  # the Gaussian width, or the FFT's kept fraction
+                used = [v for k, v in cols.params.get("smoothing_params", {}).items() if k in ("sigma", "keep")]
+                out["smoothing_strength"] = float(used[0]) if used and used[0] is not None else None
         if "patch_size" in self._cache:
             out["patch_size"] = self.patch_size
         if "patches" in self._cache and out["min_cluster_size"] is None:

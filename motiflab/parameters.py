@@ -229,7 +229,7 @@ SPEC = (
     Parameter("lattice", "columns", "choice", "auto",
               "auto: on a crystal, also accept faint columns on the sites its lattice repeats, and fill in sites "
               "hidden by noise; off: every column on its own evidence",
-              choices=("auto", "off"), aliases={True: "auto", False: "off"}, label="use the crystal lattice"),
+              choices=("auto", "off"), aliases={True: "auto", False: "off"}, label="lattice sites"),
     Parameter("min_contrast", "columns", "float", 0.1,
               "columns fainter than this fraction of the brightest are background (e.g. O in ADF of SrTiO₃)",
               low=0.0, high=0.99, ui=(0.0, 0.5, 0.01), label="min contrast"),

@@ -77,7 +77,8 @@ _LAZY = {
 }
 _SUBMODULES = {"analysis", "analysis_file", "assembly", "batch", "cli", "colors", "columns", "curation", "datasets",
                "errors", "files", "hierarchy", "io", "lattice", "layout", "memory", "metrics", "model", "motifs",
-               "neighbors", "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "variation",
+               # live: also callable, motiflab.live(folder, model) opens the JupyterLab live view
+               "live", "neighbors", "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "variation",
                "widgets", "zernike"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)

@@ -13,8 +13,10 @@ that folder and, for each new frame, once it is completely written:
 4. reports a one-line summary (``on_frame`` callback, printed by the CLI).
 
 No UI is imported here; ``motiflab watch`` (:mod:`motiflab.cli`) and the
-JupyterLab view ``motiflab.live`` (:mod:`motiflab.widgets.live`) are both
-built on :class:`Watcher`.
+JupyterLab view (:mod:`motiflab.widgets.live`) are both built on
+:class:`Watcher`. This module is callable: ``motiflab.live(folder, model)``
+opens the JupyterLab view (the widgets are imported only then), and
+``from motiflab.live import Watcher`` gives the core.
 
 When is a file complete?
 ------------------------
@@ -57,6 +59,7 @@ import io
 import os
 import sys
 import threading
+import types
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -606,3 +609,20 @@ def watch(folder, model, out_dir=None, pattern=None, poll=0.5, max_frames=None, 
               f"{len(w._done)} frames already done; Ctrl-C to stop", file=out, flush=True)
     w.run(max_frames=max_frames, timeout=timeout)
     return w
+
+
+class _LiveModule(types.ModuleType):
+    """``motiflab.live`` is this module *and* the notebook entry point: calling it opens the live view.
+
+    A plain function of that name could not share the name with the module: importing
+    ``motiflab.live`` (as the CLI and the widgets do) rebinds the package attribute to the module.
+    """
+
+    def __call__(self, folder, model, thresholds=None, **watch_options):
+        """Open the JupyterLab live view (:func:`motiflab.widgets.live.live`)."""
+        from .widgets.live import live
+
+        return live(folder, model, thresholds=thresholds, **watch_options)
+
+
+sys.modules[__name__].__class__ = _LiveModule

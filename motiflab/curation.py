@@ -104,12 +104,10 @@ def _check_stored_anchor(spec, what):
 
 
 def _nn_tolerance(positions) -> float:
-    from scipy.spatial import cKDTree
+    from ._validation import median_nn_distance
 
-    if len(positions) < 2:
-        return 1.0
-    d, _ = cKDTree(positions).query(positions, k=2)
-    return 0.5 * float(np.median(d[:, 1]))
+    nn = median_nn_distance(positions)
+    return 0.5 * nn if np.isfinite(nn) else 1.0
 
 
 def match_positions(stored, positions, tree=None, tol=None) -> np.ndarray:

@@ -21,7 +21,7 @@ from .errors import InputFileError, MotifLabError
 from .colors import label_colors, motif_colors  # noqa: F401  (motif_colors re-exported: its home was here)
 from .files import check_writable  # noqa: F401  (re-exported: its home was here)
 
-__all__ = ["Calibration", "load", "as_image", "to_signal", "to_markers", "label_map_signal",
+__all__ = ["Calibration", "load", "as_image", "to_signal", "to_markers", "label_map", "label_map_signal",
            "class_averages_signal", "check_writable", "to_atomap"]
 
 # length units HyperSpy files use, converted to nanometres
@@ -246,26 +246,37 @@ def to_markers(positions, labels, calibration: Calibration | None = None, size=1
     return markers.Points(offsets=xy, color=colors, sizes=size)
 
 
-def label_map_signal(shape, positions, labels, calibration: Calibration | None = None, radius=None):
-    """A label image: each column's disk filled with its motif label (−1 elsewhere and for noise)."""
+def label_map(shape, positions, labels, radius=None) -> np.ndarray:
+    """A label image (int32): each column's disc holds its motif label, −1 elsewhere.
+
+    ``radius`` defaults to 0.45 × the median nearest-neighbour distance (4 px
+    for a single column), so neighbouring discs never touch.
+    """
     from scipy.spatial import cKDTree
 
-    from ._validation import check_labels, check_number, check_positions, check_shape
+    from ._validation import check_labels, check_number, check_positions, check_shape, median_nn_distance
 
     h, w = check_shape(shape)
-    pos = check_positions(positions)
+    pos = check_positions(positions, min_n=0)
     labels = check_labels(labels, len(pos))
+    out = np.full(h * w, -1, dtype=np.int32)
+    if len(pos) == 0:
+        return out.reshape(h, w)
     if radius is not None:
         radius = check_number(radius, "radius", low=0.0, low_open=True)
-    if radius is None:
-        d, _ = cKDTree(pos).query(pos, k=2) if len(pos) > 1 else (np.full((1, 2), 4.0), None)
-        radius = 0.45 * float(np.median(d[:, 1]))
+    else:
+        nn = median_nn_distance(pos)
+        radius = 0.45 * nn if np.isfinite(nn) else 4.0
     yy, xx = np.mgrid[0:h, 0:w]
     dist, idx = cKDTree(pos).query(np.column_stack([yy.ravel(), xx.ravel()]), distance_upper_bound=radius)
-    out = np.full(h * w, -1, dtype=np.int32)
     ok = np.isfinite(dist)
     out[ok] = labels[idx[ok]]
-    return to_signal(out.reshape(h, w), calibration, title="motif label map")
+    return out.reshape(h, w)
+
+
+def label_map_signal(shape, positions, labels, calibration: Calibration | None = None, radius=None):
+    """:func:`label_map` as a calibrated Signal2D."""
+    return to_signal(label_map(shape, positions, labels, radius), calibration, title="motif label map")
 
 
 def class_averages_signal(class_averages, calibration: Calibration | None = None):

@@ -262,17 +262,8 @@ class SeriesResult:
 
 def _label_image(record, shape):
     """One frame's label image: each column's disk (radius 0.45 × median neighbour distance) holds its label."""
-    from scipy.spatial import cKDTree
+    from .io import label_map
 
-    h, w = shape
-    out = np.full((h, w), -1, np.int16)
-    pos, lab = record["positions"], record["labels"]
-    if record.get("error") is not None or len(pos) == 0:
-        return out
-    radius = 0.45 * float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1])) if len(pos) > 1 else 4.0
-    yy, xx = np.mgrid[0:h, 0:w]
-    dist, idx = cKDTree(pos).query(np.column_stack([yy.ravel(), xx.ravel()]), distance_upper_bound=radius)
-    ok = np.isfinite(dist)
-    flat = out.reshape(-1)
-    flat[ok] = lab[idx[ok]]
-    return out
+    if record.get("error") is not None or len(record["positions"]) == 0:
+        return np.full(shape, -1, np.int16)
+    return label_map(shape, record["positions"], record["labels"]).astype(np.int16)

@@ -281,3 +281,28 @@ def test_cli_watch_max_frames_ctrl_c_and_resume(tmp_path, model, frames):
     assert "3 frames already done" in text and "f_3.npy" in text and "f_0.npy" not in text.split("Ctrl-C")[1]
     assert "broken.npy" in err and "Traceback" not in err
     assert len(_table(out)) == 4
+
+
+def test_live_view_without_a_browser_follows_frames_and_refits(tmp_path, model, frames):
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("jupyter_bokeh")
+    src = tmp_path / "acq"
+    src.mkdir()
+    assert callable(motiflab.live)  # the module is also the notebook entry point
+    view = motiflab.live(src, model, thresholds={"new": 0.05}, poll=0.05, settle=0.05)
+    try:
+        for i in range(4):
+            np.save(src / f"f_{i}.npy", frames[i + 2])
+        assert view.wait(4, timeout=60), view.status.value
+        assert list(view.pop_source.data["frame"]) == [0, 1, 2, 3]
+        assert len(view.column_source.data["x"]) == view.rows[-1]["n_columns"]
+        assert "#000000" in set(view.column_source.data["color"])  # new columns drawn black
+        assert view.alerts and "new is" in view.alert_box.value
+        view.refit(wait=True)
+        assert "refit" in view.status.value and view.watcher.model is not model
+        np.save(src / "f_after.npy", frames[5])
+        assert view.wait(5, timeout=60)
+        assert view.rows[-1]["file"] == "f_after.npy"
+    finally:
+        view.stop()
+    assert not view.watcher.running

@@ -110,6 +110,7 @@ class LiveView:
         self.alert_key.observe(self._threshold_changed, "value")
         self.alert_value.observe(self._threshold_changed, "value")
         self.refit_button = W.Button(description="Refit on this frame", icon="refresh", button_style="warning",
+                                     layout=W.Layout(width="190px"),
                                      tooltip="fit a fresh motif model on the latest frame; the watcher keeps running")
         self.refit_button.on_click(lambda _b: self.refit())
         self.stop_button = W.ToggleButton(value=False, description="Pause", icon="pause")
@@ -127,40 +128,43 @@ class LiveView:
 
     def _build_views(self):
         from bokeh.layouts import column, row
-        from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, Span
+        from bokeh.models import ColumnDataSource, HoverTool, Legend, LinearColorMapper, Span
         from bokeh.plotting import figure
 
         self.frame_source = ColumnDataSource(dict(image=[], dw=[], dh=[]), name="live_frame")
         self.column_source = ColumnDataSource(dict(x=[], y=[], color=[], label=[]), name="live_columns")
-        fig = figure(width=520, height=520, match_aspect=True, title="latest frame", name="live_micrograph",
+        fig = figure(width=420, height=440, match_aspect=True, title="latest frame", name="live_micrograph",
                      tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="above",
                      x_axis_label="x (px)", y_axis_label="y (px)")
         fig.y_range.flipped = True  # image convention: row 0 at the top
         fig.image(image="image", x=0, y=0, dw="dw", dh="dh", source=self.frame_source,
                   color_mapper=LinearColorMapper(palette="Greys256", low=0, high=255))
-        pts = fig.scatter("x", "y", source=self.column_source, size=5, fill_color="color", line_color="black",
-                          line_width=0.3, fill_alpha=0.85, name="live_column_markers")
+        pts = fig.scatter("x", "y", source=self.column_source, size=6, fill_color="color", line_color="white",
+                          line_width=0.6, fill_alpha=0.9, name="live_column_markers")
         fig.add_tools(HoverTool(renderers=[pts], tooltips=[("motif", "@label")]))
         fig.grid.visible = False
         self.micrograph = fig
 
         self.strip_source = ColumnDataSource(dict(image=[], dw=[], dh=[]), name="live_strip")
         self.strip_labels = ColumnDataSource(dict(x=[], y=[], text=[], color=[]), name="live_strip_labels")
-        st = figure(width=520, height=130, title="class averages in this frame", name="live_class_averages",
-                    toolbar_location=None, tools="")
+        st = figure(width=380, height=130, title="class averages in this frame", name="live_class_averages",
+                    toolbar_location=None, tools="", match_aspect=True)
         st.y_range.flipped = True
         st.image(image="image", x=0, y=0, dw="dw", dh="dh", source=self.strip_source,
                  color_mapper=LinearColorMapper(palette="Greys256", low=0, high=1, nan_color="white"))
         st.text("x", "y", text="text", source=self.strip_labels, text_color="color", text_font_size="11px",
-                text_baseline="top", text_font_style="bold")
+                text_baseline="top", text_font_style="bold", background_fill_color="white",
+                background_fill_alpha=0.85)
         st.axis.visible = False
         st.grid.visible = False
         self.strip = st
 
         self.pop_source = ColumnDataSource(dict(frame=[]), name="live_populations")
-        pop = figure(width=520, height=300, title="motif populations", name="live_populations_plot",
+        pop = figure(width=380, height=310, title="motif populations", name="live_populations_plot",
                      x_axis_label="frame", y_axis_label="fraction of columns", tools="pan,wheel_zoom,reset,save",
                      toolbar_location="above")
+        # the legend beside the plot, so the lines it names are never hidden under it
+        pop.add_layout(Legend(label_text_font_size="10px", spacing=0, padding=4), "right")
         self.populations = pop
         self._lines = {}
         self._Span = Span
@@ -188,8 +192,6 @@ class LiveView:
                 r = self.populations.line("frame", key, source=self.pop_source, color=cols[i], line_width=2,
                                           legend_label=key)
             self._lines[key] = r
-        self.populations.legend.location = "top_left"
-        self.populations.legend.label_text_font_size = "10px"
 
     # ------------------------------------------------------------------ updates (background threads)
     def _on_frame(self, res):

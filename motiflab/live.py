@@ -28,8 +28,10 @@ is taken as complete when
   when ``watchdog`` is installed: ``pip install 'motiflab[live]'``); or
 * its size and modification time have not changed for ``settle`` seconds of
   polling (the fallback, and the only way on network shares, where no change
-  events arrive); and, for ``.npy``, its size is the one its header announces
-  (the format's own end marker: a shorter file is still being written).
+  events arrive); or, for ``.npy``, as soon as it has the size its header
+  announces (the format's own end marker; a shorter file is still being
+  written). A writer that preallocates a ``.npy`` at full size (NumPy's
+  ``open_memmap``) should write it under another name and rename it in.
 
 The folder is polled every ``poll`` seconds even when events arrive, so a
 missed event only delays a frame.
@@ -372,11 +374,13 @@ class Watcher:
             # the writer closed the file (or renamed it in) and it has not changed since: complete now;
             # otherwise it is complete once it stayed the same for `settle` seconds
             complete = self._closed.get(p) == sig or now - prev[1] >= self.settle
-            if complete and p.suffix.lower() == ".npy":
+            if p.suffix.lower() == ".npy":
                 need = _npy_expected_size(p)
-                if need is not None and sig[0] < need:
+                if need is not None and sig[0] >= need:
+                    complete = True  # the format's own end marker: every byte its header announces is there
+                elif need is not None:
                     # shorter than its header says: still being written, unless it has not grown for a while
-                    complete = now - prev[1] >= max(self.settle, 2 * self.poll)
+                    complete = complete and now - prev[1] >= max(self.settle, 2 * self.poll)
             if complete:
                 ready.append((mtime, p.name, p, sig))
         ready.sort()

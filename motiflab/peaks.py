@@ -63,14 +63,22 @@ def find_peaks(smoothed, spacing, threshold=5.0, border=2, noise=None, min_dista
         In units of noise.
     n_candidates : int
     """
-    img = np.asarray(smoothed, dtype=np.float32)
+    from ._validation import check_image_array, check_int, check_number
+
+    img = check_image_array(smoothed, "smoothed")
+    spacing = check_number(spacing, "spacing", low=0.0, low_open=True, high=4.0 * max(img.shape),
+                           hint="Give the column spacing in px.")
+    threshold = check_number(threshold, "threshold")
+    border = check_int(border, "border", low=0)
+    if min_distance is not None:
+        min_distance = check_number(min_distance, "min_distance", low=0.0, low_open=True, high=float(max(img.shape)))
     if min_distance is None:
         min_distance = max(1.0, spacing / 4.0)
     is_max = disk_maxima(img, min_distance)
     local_bg = local_background(img, spacing)
     if noise is None:
         noise = float(np.sqrt(estimate_noise(img).variance(float(np.median(local_bg)))))
-    noise = max(float(noise), 1e-12 * max(1.0, float(np.abs(img).max())))
+    noise = max(float(noise), 1e-12 * float(np.abs(img).max()), 1e-30)
     rr, cc = np.nonzero(is_max)
     n_candidates = len(rr)
     prom = (img[rr, cc] - local_bg[rr, cc]) / noise
@@ -171,12 +179,21 @@ def refine_positions(image, peaks, spacing, method="gaussian", n_iter=20, sigma=
     -------
     ndarray, shape (N, 2) float64
     """
-    pos = np.ascontiguousarray(peaks, dtype=np.float64)
+    from ._validation import check_image_array, check_int, check_number, check_positions
+
+    pos = np.ascontiguousarray(check_positions(peaks, "peaks", min_n=0), dtype=np.float64)
     if method in (None, "none") or len(pos) == 0:
         return pos
     if method not in ("com", "gaussian"):
         raise MotifLabError(f"unknown refinement {method!r}; choose 'gaussian', 'com' or 'none'.")
-    img = np.ascontiguousarray(image, dtype=np.float32)
+    img = check_image_array(image, "image")
+    spacing = check_number(spacing, "spacing", low=0.0, low_open=True, high=4.0 * max(img.shape),
+                           hint="Give the column spacing in px.")
+    n_iter = check_int(n_iter, "n_iter", low=0, high=10_000)
+    if sigma is not None:
+        sigma = check_number(sigma, "sigma", low=0.0, low_open=True, high=float(max(img.shape)))
+    if smoothed is not None and np.shape(smoothed) != img.shape:
+        raise MotifLabError(f"smoothed has shape {np.shape(smoothed)} but image has {img.shape}; they must match.")
     sm = img if smoothed is None else np.ascontiguousarray(smoothed, dtype=np.float32)
     # stay well inside half the nearest-neighbour distance so the bright tails of
     # neighbours do not pull dim columns towards them

@@ -92,7 +92,7 @@ def significance_maps(sm, noise: NoiseModel, repeat: float, translations=None, f
     # the minimum then samples one place of a map eight times less noisy, and has no bias
     # to speak of (a flat-field estimate put the hollows 0.45 noise units below zero)
     bias = np.float32(0.0 if translations is not None else _background_bias(sm, r))
-    floor = np.float32(1e-12 * max(1.0, float(np.abs(S).max())))
+    floor = np.float32(max(1e-12 * float(np.abs(S).max()), 1e-37))
     background = bmin
     for _ in range(3 if bias else 1):
         sig = np.maximum(np.asarray(sm.noise_std(noise, background), np.float32), floor)

@@ -75,6 +75,12 @@ def validate_image_and_offset(image, name="image", min_size=8, center=False):
             f"{name} has shape {arr.shape}; at least {min_size}×{min_size} pixels are needed "
             "to find atom columns."
         )
+    if not center and arr.dtype.kind in "fiu" and arr.dtype.itemsize >= 4 and arr.size:
+        # a wide image whose offset dwarfs its signal (1e8 counts + a few): the float32 cast keeps
+        # fewer than ~256 levels of it, or none ("constant"); the median comes off first
+        with np.errstate(all="ignore"):
+            lo, hi = float(np.min(arr)), float(np.max(arr))
+        center = np.isfinite(lo) and np.isfinite(hi) and hi > lo and max(abs(lo), abs(hi)) > 2.0**16 * (hi - lo)
     offset = _median_offset(arr) if center else 0.0
     if offset:
         arr = arr - offset
@@ -85,6 +91,13 @@ def validate_image_and_offset(image, name="image", min_size=8, center=False):
         raise MotifLabError(
             f"{name} contains {bad} NaN or infinite pixel(s). Replace them before analysis, e.g. "
             "image = np.nan_to_num(image, nan=np.nanmedian(image)), or crop them away."
+        )
+    top = max(abs(float(arr.max())), abs(float(arr.min())))
+    if top > 1e15 or 0 < top < 1e-30:
+        raise MotifLabError(
+            f"{name} values reach {top:.3g}; motiflab computes in float32, whose squares overflow above ~1e19 "
+            "and lose precision below ~1e-30. Rescale the image first (a constant factor does not change the "
+            "columns), e.g. image = image / np.abs(image).max() * 1000."
         )
     if float(arr.max()) == float(arr.min()):
         raise MotifLabError(

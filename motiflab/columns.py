@@ -179,7 +179,9 @@ def nearest_neighbour_distance(positions) -> float:
     has always exported: coincident points (distance 0) are left out, which
     column positions, at least a fraction of a spacing apart, never are.
     """
-    return median_nn_distance(positions)
+    from ._validation import check_positions
+
+    return median_nn_distance(check_positions(positions, min_n=0))
 
 
 def _as_number(value, convert, expected):

@@ -176,7 +176,12 @@ def estimate_column_width(image, spacing=None) -> float:
         σ in pixels (the probe's width convolved with the column's own), the
         width of the matched filter.
     """
-    return image_scales(validate_image(image), spacing)[1]
+    from ._validation import check_number
+
+    img = validate_image(image)
+    if spacing is not None:
+        spacing = check_number(spacing, "spacing", low=0.0, low_open=True, high=float(max(img.shape)))
+    return image_scales(img, spacing)[1]
 
 
 def lattice_vectors_from_spectrum(crop, repeat=None):

@@ -117,7 +117,11 @@ def fft_lowpass(image, keep=0.1) -> np.ndarray:
     numpy.ndarray
         Smoothed float32 image.
     """
+    from ._validation import check_number
+
     img = _check_image(image)
+    keep = check_number(keep, "keep", low=0.0, low_open=True, high=1.0,
+                        hint="It is the kept fraction of the Nyquist radius.")
     if not (0 < keep <= 1):
         raise MotifLabError(f"keep must be in (0, 1], got {keep}. It is the kept fraction of the Nyquist radius.")
     h, w = img.shape
@@ -129,8 +133,11 @@ def fft_lowpass(image, keep=0.1) -> np.ndarray:
 
 def matched_filter(image, sigma) -> np.ndarray:
     """Correlate the image with a unit-sum Gaussian of width ``sigma`` px (the column shape)."""
+    from ._validation import check_number
+
     img = _check_image(image)
-    sigma = float(sigma)
+    sigma = check_number(sigma, "sigma", low=0.0, low_open=True, high=float(max(img.shape)),
+                         hint="It is the matched filter's width: the Gaussian σ of a column in px.")
     if not (np.isfinite(sigma) and sigma > 0):
         raise MotifLabError(f"the matched filter's width must be a positive number of px, got {sigma}.")
     return ndimage.gaussian_filter(img, sigma, mode="reflect").astype(np.float32)
@@ -276,9 +283,13 @@ def svd_denoise(image, window=None, rank=None, noise: NoiseModel | None = None) 
         Denoised float32 image.
     """
     img = _check_image(image)
+    from ._validation import check_int
+
     if window is None:
         window = _svd_window(estimate_spacing(img))
-    window = int(window)
+    window = check_int(window, "window", low=2)
+    if rank is not None:
+        rank = check_int(rank, "rank", low=1)
     if window < 2 or window > min(img.shape) // 2:
         raise MotifLabError(
             f"svd window {window} px does not fit the {img.shape} image; use 2 ≤ window ≤ {min(img.shape) // 2}."

@@ -33,12 +33,11 @@ def _check_rdf_positions(positions) -> np.ndarray:
 
 def _check_shape(shape):
     """``shape`` as a (rows, cols) tuple of ints, None left as is."""
+    from ._validation import check_shape
+
     if shape is None:
         return None
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 2 or min(shape) < 1:
-        raise MotifLabError(f"shape must be the (rows, cols) of the image, got {shape}.")
-    return shape
+    return check_shape(shape)
 
 
 def _box(pos: np.ndarray, shape, nn: float) -> tuple[np.ndarray, np.ndarray]:
@@ -136,8 +135,13 @@ def radial_distribution(positions, r_max=None, bin_width=0.25, shape=None):
     subset of 5 000 is used (deterministic), which keeps 10^5 points well
     under a second.
     """
+    from ._validation import check_number
+
     pos = _check_rdf_positions(positions)
-    r, g, *_ = _rdf(pos, r_max, float(bin_width), _check_shape(shape))
+    bin_width = check_number(bin_width, "bin_width", low=1e-3, high=1e3, hint="It is in px; 0.25 is the default.")
+    if r_max is not None:
+        r_max = check_number(r_max, "r_max", low=0.0, low_open=True, high=1e6)
+    r, g, *_ = _rdf(pos, r_max, bin_width, _check_shape(shape))
     return r, g
 
 
@@ -185,6 +189,11 @@ def patch_size_from_distance(nn_distance: float, scale: float = 1.3) -> int:
     int
         Odd patch side in px (>= 3).
     """
+    from ._validation import check_number
+
+    nn_distance = check_number(nn_distance, "nn_distance", low=0.0, low_open=True, high=1e6)
+    scale = check_number(scale, "scale", low=0.0, low_open=True, high=100.0,
+                         hint="1.3 encloses the nearest neighbours.")
     if not (np.isfinite(nn_distance) and nn_distance > 0):
         raise MotifLabError(f"nn_distance must be a positive number of px, got {nn_distance}.")
     if not (np.isfinite(scale) and scale > 0):
@@ -253,8 +262,12 @@ def estimate_patch_size(positions, shape=None, scale: float = 1.3, bin_width: fl
     larger ``patch_size`` if you want the whole repeat inside. Every function
     that takes a patch size accepts a user override.
     """
+    from ._validation import check_number
+
     pos = _check_rdf_positions(positions)
-    bin_width = float(bin_width)
+    bin_width = check_number(bin_width, "bin_width", low=1e-3, high=1e3, hint="It is in px; 0.25 is the default.")
+    scale = check_number(scale, "scale", low=0.0, low_open=True, high=100.0,
+                         hint="1.3 encloses the nearest neighbours.")
     r, g, d, nn0 = _rdf(pos, None, bin_width, _check_shape(shape))
     # light smoothing (3 % of the median nn distance, >= 1 bin) against histogram
     # noise; more would merge close shells (sqrt(3) a and 2 a of a small lattice)

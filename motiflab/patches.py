@@ -247,7 +247,9 @@ def rotational_average(patches, n_fold: int) -> np.ndarray:
     x = np.asarray(patches)
     if x.ndim != 3 or x.shape[1] != x.shape[2]:
         raise MotifLabError(f"patches must be an (N, P, P) stack, got shape {x.shape}.")
-    n = int(n_fold)
+    from ._validation import check_int
+
+    n = check_int(n_fold, "n_fold", low=1, high=360)
     if n < 1:
         raise MotifLabError(f"n_fold must be >= 1, got {n_fold}.")
     x = np.ascontiguousarray(x, dtype=np.float32)

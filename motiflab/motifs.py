@@ -56,6 +56,9 @@ def default_min_cluster_size(n: int) -> int:
     layout keeps such classes compact enough that small floors do not split
     the big lattice classes.
     """
+    from ._validation import check_int
+
+    n = check_int(n, "n", low=0)
     return int(max(5, round(0.001 * n)))
 
 
@@ -136,13 +139,15 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
     ndarray, shape (N,) int
         Labels 0..K−1 by decreasing size (:func:`canonical_labels`), −1 for noise.
     """
-    Y = np.asarray(embedding, dtype=np.float64)
+    from ._validation import check_int, check_matrix
+
+    Y = check_matrix(embedding, "embedding", min_rows=0)
     if Y.ndim != 2 or Y.shape[1] != 2:
         raise MotifLabError(f"embedding must have shape (N, 2), got {Y.shape}.")
     n = len(Y)
     if min_cluster_size is None:
         min_cluster_size = default_min_cluster_size(n)
-    min_cluster_size = int(min_cluster_size)
+    min_cluster_size = check_int(min_cluster_size, "min_cluster_size", low=2)
     if min_cluster_size < 2:
         raise MotifLabError("min_cluster_size must be at least 2.")
     if n < max(2 * min_cluster_size, 10):
@@ -212,7 +217,10 @@ def assign_noise(embedding, labels):
     """Give every unassigned (−1) point the label of its nearest assigned neighbour in the layout."""
     from scipy.spatial import cKDTree
 
-    labels = np.asarray(labels).copy()
+    from ._validation import check_labels, check_matrix
+
+    embedding = check_matrix(embedding, "embedding", min_rows=0, cols=2)
+    labels = check_labels(labels, len(embedding), what="layout points").copy()
     noise = labels < 0
     if noise.any() and (~noise).any():
         _, idx = cKDTree(embedding[~noise]).query(embedding[noise])
@@ -235,10 +243,19 @@ def class_averages(patches, labels, n_classes=None):
     averages : ndarray, shape (K, P, P) float32
     counts : ndarray, shape (K,) int
     """
-    patches = np.asarray(patches)
-    labels = np.asarray(labels)
+    from ._validation import check_int, check_labels
+
+    patches = np.asarray(patches) if not isinstance(patches, (str, bytes, dict)) else np.asarray(None)
+    if patches.dtype.kind not in "fiub" or patches.ndim != 3:
+        raise MotifLabError(f"patches must be an (N, P, P) numeric stack, got "
+                            f"{f'dtype {patches.dtype}' if patches.dtype.kind not in 'fiub' else f'shape {patches.shape}'}.")
+    labels = check_labels(labels)
     if len(patches) != len(labels):
         raise MotifLabError(f"{len(patches)} patches but {len(labels)} labels; they must match one to one.")
+    if n_classes is not None:
+        n_classes = check_int(n_classes, "n_classes", low=0, high=max(len(labels), 1))
+    elif not labels.size:
+        raise MotifLabError("labels is empty: there are no patches to average; give n_classes for an empty result.")
     k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
     n, p = patches.shape[0], patches.shape[1:]
     ok = labels >= 0
@@ -273,13 +290,21 @@ def reconstruct_image(shape, positions, labels, averages, window="disk"):
     -------
     ndarray, shape (H, W) float32
     """
-    h, w = shape
-    averages = np.asarray(averages, dtype=np.float32)
-    if averages.ndim != 3 or len(averages) == 0:
-        raise MotifLabError("need at least one class average of shape (P, P) to reconstruct.")
+    from ._validation import check_labels, check_positions, check_shape
+
+    h, w = check_shape(shape)
+    averages = np.asarray(averages) if not isinstance(averages, (str, bytes, dict)) else np.asarray(None)
+    if averages.dtype.kind not in "fiub" or averages.ndim != 3 or len(averages) == 0 or \
+            averages.shape[1] != averages.shape[2]:
+        raise MotifLabError("averages must hold at least one square class average, shape (K, P, P); got "
+                            f"{averages.shape if averages.dtype.kind in 'fiub' else averages.dtype}.")
+    averages = averages.astype(np.float32, copy=False)
     P = averages.shape[1]
-    labels = np.asarray(labels)
-    pos = np.asarray(positions, dtype=np.float64)
+    pos = check_positions(positions, min_n=0)
+    labels = check_labels(labels, len(pos))
+    if labels.size and labels.max() >= len(averages):
+        raise MotifLabError(f"labels go up to {int(labels.max())} but there are only {len(averages)} class "
+                            "averages; give one average per motif (motiflab.motifs.class_averages).")
     ok = labels >= 0
     pos, labels = pos[ok], labels[ok]
     c = (P - 1) / 2.0
@@ -319,7 +344,14 @@ def attach_noise(labels, X, quantile=0.99):
     within that motif's own ``quantile`` member distance; columns that fit no
     motif stay −1 (genuinely odd columns, or spurious feature points).
     """
-    labels = np.asarray(labels).copy()
+    from ._validation import check_labels, check_matrix, check_number
+
+    labels = check_labels(labels).copy()
+    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind == "f" and len(X) == len(labels)):
+        X = check_matrix(X, "X", min_rows=0)
+        if len(X) != len(labels):
+            raise MotifLabError(f"X has {len(X)} rows but there are {len(labels)} labels; give one row each.")
+    quantile = check_number(quantile, "quantile", low=0.0, high=1.0)
     noise = labels < 0
     k = int(labels.max()) + 1 if labels.size else 0
     if not noise.any() or k == 0:

@@ -214,8 +214,9 @@ def lattice_equivalent(u1, v1, u2, v2, rtol: float = 0.005, atol_deg: float = 0.
     worst_angle_deg : float
         Largest direction difference (degrees) among the matched pairs.
     """
-    u2 = np.asarray(u2, float)
-    v2 = np.asarray(v2, float)
+    from ._validation import check_vector2
+
+    u1, v1, u2, v2 = (check_vector2(x, n) for x, n in ((u1, "u1"), (v1, "v1"), (u2, "u2"), (v2, "v2")))
     cands = [s * w for w in (u2, v2, u2 + v2, u2 - v2) for s in (1, -1)]
     worst_l = worst_a = 0.0
     for w in (np.asarray(u1, float), np.asarray(v1, float)):
@@ -243,7 +244,9 @@ def rotation_order(u, v, tol: float = 0.06) -> int:
         6 for a hexagonal lattice, 4 for a square one, 2 otherwise (every
         lattice has the 180° rotation).
     """
-    B = np.column_stack([np.asarray(u, float), np.asarray(v, float)])
+    from ._validation import check_vector2
+
+    B = np.column_stack([check_vector2(u, "u"), check_vector2(v, "v")])
     if B.shape != (2, 2) or not np.all(np.isfinite(B)) or abs(np.linalg.det(B)) < 1e-9:
         raise MotifLabError(f"u and v must be two non-collinear 2-vectors, got {u!r} and {v!r}.")
     Binv = np.linalg.inv(B)

@@ -287,7 +287,13 @@ def fft_lattice_vectors(image, max_peaks: int = 40, max_period: float | None = N
     MotifLabError
         Fewer than two peaks, or no two non-collinear ones.
     """
-    img = np.asarray(image, dtype=float)
+    from ._validation import check_int, check_number
+    from .image_checks import validate_image
+
+    img = validate_image(image).astype(float)
+    max_peaks = check_int(max_peaks, "max_peaks", low=2, high=10_000)
+    if max_period is not None:
+        max_period = check_number(max_period, "max_period", low=0.0, low_open=True)
     h, w = img.shape
     win = np.outer(np.hanning(h), np.hanning(w))
     f = np.fft.fftshift(np.fft.fft2((img - img.mean()) * win))

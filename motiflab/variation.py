@@ -141,7 +141,12 @@ def anchor_weights(distances, power: float = 2.0) -> np.ndarray:
     -------
     ndarray (N, K)
     """
+    from ._validation import check_number
+
     d = _check_features(distances, "distances")
+    power = check_number(power, "power", low=0.0, low_open=True, high=1e3)
+    if d.size == 0:
+        return d.copy()
     if np.any(d < 0):
         raise MotifLabError("distances must be non-negative")
     if power <= 0:
@@ -204,7 +209,12 @@ def feature_bins(*feature_sets, bins: int = 32, quantiles=(0.005, 0.995)) -> np.
     """
     if not feature_sets:
         raise MotifLabError("give at least one feature array")
+    from ._validation import check_int
+
     xs = [_check_features(f) for f in feature_sets]
+    bins = check_int(bins, "bins", low=1, high=100_000)
+    if any(len(x) == 0 for x in xs):
+        raise MotifLabError("features is empty: at least one feature vector is needed to place the bins.")
     j = xs[0].shape[1]
     if any(x.shape[1] != j for x in xs):
         raise MotifLabError("all feature sets must have the same number of dimensions")
@@ -223,8 +233,10 @@ def feature_bins(*feature_sets, bins: int = 32, quantiles=(0.005, 0.995)) -> np.
 
 def digitize_features(features, edges) -> np.ndarray:
     """Bin index (N, J) of every value on the given per-dimension edges (clipped to the end bins)."""
+    from ._validation import check_matrix
+
     x = _check_features(features)
-    e = np.asarray(edges, dtype=float)
+    e = check_matrix(edges, "edges", min_rows=0)
     if e.ndim != 2 or e.shape[0] != x.shape[1]:
         raise MotifLabError(f"edges must have shape (J={x.shape[1]}, bins+1), got {e.shape}")
     nb = e.shape[1] - 1

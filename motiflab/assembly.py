@@ -87,7 +87,11 @@ def shannon_entropy(counts, correction: str | None = None) -> float:
     -------
     float
     """
-    c = np.asarray(counts, dtype=float)
+    from ._validation import check_matrix
+
+    c = check_matrix(counts, "counts", min_rows=0, ndim=1)
+    if np.any(c < 0):
+        raise MotifLabError("counts must be non-negative (how often each code occurs).")
     c = c[c > 0]
     n = c.sum()
     if n == 0:
@@ -118,9 +122,14 @@ def covering_set(counts, fraction: float) -> tuple[np.ndarray, float]:
     covered : float
         Fraction actually covered.
     """
+    from ._validation import check_matrix, check_number
+
+    fraction = check_number(fraction, "fraction", low=0.0, low_open=True, high=1.0)
     if not 0 < fraction <= 1:
         raise MotifLabError(f"fraction must lie in (0, 1], got {fraction}")
-    c = np.asarray(counts, dtype=float)
+    c = check_matrix(counts, "counts", min_rows=0, ndim=1)
+    if np.any(c < 0):
+        raise MotifLabError("counts must be non-negative (how often each code occurs).")
     if c.sum() == 0:
         return np.zeros(0, np.int64), 0.0
     order = np.lexsort((np.arange(len(c)), -c))
@@ -366,6 +375,9 @@ def entropy_null(grid, n_states=None, *, windows: str = "all", parity=0, merge_r
         probs = np.asarray(unit_probs, dtype=float)
         if probs.shape != (n,) or np.any(probs < 0) or not np.isclose(probs.sum(), 1):
             raise MotifLabError(f"unit_probs must be {n} non-negative numbers summing to 1")
+    from ._validation import check_int
+
+    n_repeats = check_int(n_repeats, "n_repeats", low=2, high=100_000, hint="At least 2 estimate a spread.")
     if int(n_repeats) < 2:
         raise MotifLabError("n_repeats must be at least 2 to estimate a spread")
     rng = np.random.default_rng(seed)

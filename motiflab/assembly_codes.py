@@ -65,7 +65,10 @@ def check_grid(grid, n_states=None) -> tuple[np.ndarray, int]:
     if n_states is None:
         n_states = int(data[valid].max()) + 1 if valid.any() else 0
         n_states = max(n_states, 2)
-    n_states = int(n_states)
+    from ._validation import check_int
+
+    n_states = check_int(n_states, "n_states", low=2, high=15,
+                         hint="Level-3 codes need n_states**16 to fit in 64 bits.")
     if n_states < 2:
         raise MotifLabError(f"n_states must be at least 2, got {n_states}")
     if valid.any() and data[valid].max() >= n_states:
@@ -155,7 +158,11 @@ def level3_codes(code2, n_states: int, windows: str = "all", parity=0) -> np.nda
 
 def decode(code: int, level: int, n_states: int) -> np.ndarray:
     """Unit block of a code: (2, 2) for level 2, (4, 4) for level 3."""
-    code = int(code)
+    from ._validation import check_int
+
+    n_states = check_int(n_states, "n_states", low=1, high=15)
+    level = check_int(level, "level", low=2, high=3)
+    code = check_int(code, "code", low=0, high=n_states ** (4 if level == 2 else 16) - 1)
     if level == 2:
         digits = []
         for _ in range(4):
@@ -175,7 +182,13 @@ def decode(code: int, level: int, n_states: int) -> np.ndarray:
 
 def encode(block, n_states: int) -> int:
     """Code of a (2, 2) or (4, 4) unit block (inverse of :func:`decode`)."""
-    a = np.asarray(block, dtype=np.int64)
+    from ._validation import check_int, check_matrix
+
+    n_states = check_int(n_states, "n_states", low=1, high=15)
+    a = check_matrix(block, "block", min_rows=0)
+    if not (np.all(a == np.round(a)) and np.all(a >= 0) and np.all(a < n_states)):
+        raise MotifLabError(f"block must hold unit labels 0..n_states-1 = 0..{n_states - 1}.")
+    a = a.astype(np.int64)
     if a.shape == (2, 2):
         tl, tr, bl, br = (int(x) for x in a.ravel())
         return ((tl * n_states + tr) * n_states + bl) * n_states + br

@@ -87,6 +87,9 @@ def label_grid(positions, labels, lattice: Lattice | None = None, *, subdivide=(
         raise MotifLabError(f"subdivide must be positive integers, got {subdivide!r}")
     if lattice is None:
         lattice = find_lattice(p)
+    if not isinstance(lattice, Lattice):
+        raise MotifLabError(f"lattice must be a motiflab.lattice.Lattice (or None to find it), got "
+                            f"{type(lattice).__name__}.")
     frac = lattice.to_fractional(p)
     ref = lattice.basis[0] if len(lattice.basis) else np.zeros(2)
     q = (frac - ref) * np.array([si, sj])
@@ -141,7 +144,9 @@ def checkerboard_parity(positions_grid) -> int:
     int
         0 or 1.
     """
-    pg = np.asarray(positions_grid, dtype=float)
+    from ._validation import check_matrix
+
+    pg = check_matrix(positions_grid, "positions_grid", min_rows=0, ndim=3)
     if pg.ndim != 3 or pg.shape[2] != 2 or pg.shape[0] < 2 or pg.shape[1] < 2:
         raise MotifLabError("positions_grid must have shape (H, W, 2) with H, W >= 2")
     d1 = np.hypot(*(pg[1:, 1:] - pg[:-1, :-1]).transpose(2, 0, 1))

@@ -188,7 +188,7 @@ def _as_number(value, convert, expected):
     """``convert(value)``, or a :class:`MotifLabError` saying what was ``expected`` and what came."""
     try:
         return convert(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise MotifLabError(f"{expected}, got {value!r}.") from None
 
 
@@ -284,6 +284,10 @@ def find_columns(
     method, threshold, border, spacing, use_lattice, min_contrast = _check_finder_params(
         smoothing, threshold, border, spacing, lattice, min_contrast, refine)
     img, offset = validate_image_and_offset(image, center=True)
+    if spacing is not None and spacing > max(img.shape) / 2:
+        # the windows reach ~1.25 spacings: 1e300 px tried to allocate every byte of the machine
+        raise MotifLabError(f"spacing {spacing:g} px is more than half the image {img.shape}; give the distance "
+                            "between neighbouring columns in pixels, or None to measure it.")
     inverted = detect_inverted(img) if invert == "auto" else bool(invert)
     if inverted:
         img = np.negative(img)

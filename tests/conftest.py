@@ -44,3 +44,31 @@ def mose2_small_analysis():
 
     sim = make_tmd("MoSe2", shape=(192, 192), chalcogen_vacancy_rate=0.05, dose=100, seed=7)
     return Analysis(sim.image, n_iter=60).run()
+
+
+# ---- tests/test_fuzz.py counts the inputs it tries; the total is printed at the end of the session
+# (under pytest-xdist each worker reports its count to the controller, which prints the sum)
+def _fuzz_inputs():
+    import sys
+
+    mod = next((m for name, m in list(sys.modules.items()) if name.endswith("test_fuzz")), None)
+    return dict(getattr(mod, "FUZZ_INPUTS", {}) or {})
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fuzz_inputs"] = _fuzz_inputs()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    total = node.config.__dict__.setdefault("_fuzz_inputs", {})
+    for k, v in getattr(node, "workeroutput", {}).get("fuzz_inputs", {}).items():
+        total[k] = total.get(k, 0) + v
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = config.__dict__.get("_fuzz_inputs") or _fuzz_inputs()
+    if counts:
+        terminalreporter.write_line(f"fuzz: {sum(counts.values())} inputs tried ("
+                                    + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")")

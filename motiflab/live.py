@@ -570,9 +570,9 @@ class Watcher:
 
     def start(self, **kwargs):
         """Run :meth:`run` in a background (daemon) thread; returns the thread."""
+        self._stop.clear()  # a thread still finishing its frame after stop() just carries on
         if self._thread is not None and self._thread.is_alive():
             return self._thread
-        self._stop.clear()
         self._thread = threading.Thread(target=self.run, kwargs=kwargs, name="motiflab-watch", daemon=True)
         self._thread.start()
         return self._thread

@@ -85,7 +85,13 @@ class Analysis:
             from .results import file_sha256
 
             self.source_sha256 = file_sha256(self.source_path)
-        self.image = validate_image(raw)
+        from .image_checks import power_of_two_gain
+
+        #: the power of two the image was divided by (1 unless its values were beyond float32's
+        #: comfortable range, above 1e9 or below 1e-20); positions do not depend on it
+        self.image_gain = power_of_two_gain(raw)
+        self.image = validate_image(np.asarray(raw, dtype=np.float64) / self.image_gain
+                                    if self.image_gain != 1.0 else raw)
         self.progress = progress
         self._params = dict(DEFAULTS)
         self._params.update(parameters.validate_all(params))

@@ -172,7 +172,8 @@ def save_analysis(an, path, overwrite=False) -> Path:
         "edits": json.dumps(json_ready(an.edits)),
         "log": json.dumps(json_ready(an.log)),
         "provenance": json.dumps(provenance(an)),
-        "source": json.dumps({"path": an.source_path, "sha256": an.source_sha256}),
+        "source": json.dumps({"path": an.source_path, "sha256": an.source_sha256,
+                              "image_gain": getattr(an, "image_gain", 1.0)}),
         "stages": {st: _encode(an.get(st)) for st in STAGES if an.is_cached(st)},
     }
     s.metadata.set_item("motiflab", record)
@@ -225,6 +226,7 @@ def open_analysis(path, progress=False):
         an.image = np.asarray(sig.data, dtype=np.float32)
         src = json.loads(rec.get("source", "{}"))
         an.source_path, an.source_sha256 = src.get("path"), src.get("sha256")
+        an.image_gain = float(src.get("image_gain", 1.0))
         an.edits = from_json_ready(json.loads(rec.get("edits", "[]")))
         an.log = [tuple(x) for x in from_json_ready(json.loads(rec.get("log", "[]")))]
         an.saved_provenance = json.loads(rec.get("provenance", "{}"))

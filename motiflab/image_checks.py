@@ -12,7 +12,32 @@ from scipy import ndimage
 
 from .errors import MotifLabError
 
-__all__ = ["validate_image", "validate_image_and_offset", "detect_inverted"]
+__all__ = ["validate_image", "validate_image_and_offset", "detect_inverted", "power_of_two_gain"]
+
+
+def power_of_two_gain(image) -> float:
+    """A power of two that brings an image's values near 1000 when float32 could not hold them well (else 1).
+
+    float32 squares overflow above ~1e19 and lose precision below ~1e-30; a
+    constant factor does not change the columns, and dividing by a power of two
+    is exact, so :class:`motiflab.Analysis` divides an image in such units by
+    this gain (and records it) instead of refusing it. Images with values
+    between 1e-20 and 1e15 (every detector's counts) get 1: they are analysed
+    exactly as given (float32 cubes, in the skewness of :func:`detect_inverted`, overflow above ~1e12).
+    """
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "fiu" or arr.size == 0:
+        return 1.0
+    with np.errstate(all="ignore"):
+        lo, hi = float(np.min(arr)), float(np.max(arr))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return 1.0
+    # the spread, not the values: a large offset is removed before the float32 cast anyway
+    span = hi - lo
+    top = max(abs(lo), abs(hi))
+    if 1e-20 <= top <= 1e9 or span <= 0:
+        return 1.0
+    return float(2.0 ** np.round(np.log2(span / 1000.0)))
 
 
 def validate_image(image, name="image", min_size=8, center=False) -> np.ndarray:
@@ -77,10 +102,12 @@ def validate_image_and_offset(image, name="image", min_size=8, center=False):
         )
     if not center and arr.dtype.kind in "fiu" and arr.dtype.itemsize >= 4 and arr.size:
         # a wide image whose offset dwarfs its signal (1e8 counts + a few): the float32 cast keeps
-        # fewer than ~256 levels of it, or none ("constant"); the median comes off first
+        # few levels of it, or none ("constant"); the median comes off first. From an offset of 16
+        # times the signal's range the cast's rounding (2^-24 of the offset) reaches a millionth of
+        # the signal, enough to move a column between two motifs
         with np.errstate(all="ignore"):
             lo, hi = float(np.min(arr)), float(np.max(arr))
-        center = np.isfinite(lo) and np.isfinite(hi) and hi > lo and max(abs(lo), abs(hi)) > 2.0**16 * (hi - lo)
+        center = np.isfinite(lo) and np.isfinite(hi) and hi > lo and max(abs(lo), abs(hi)) > 16.0 * (hi - lo)
     offset = _median_offset(arr) if center else 0.0
     if offset:
         arr = arr - offset
@@ -134,9 +161,10 @@ def detect_inverted(image) -> bool:
     if h >= 16 and w >= 16:
         img = (img[0:h:2, 0:w:2] + img[1:h:2, 0:w:2] + img[0:h:2, 1:w:2] + img[1:h:2, 1:w:2]) * np.float32(0.25)
     img = ndimage.gaussian_filter(img, 1.0, output=np.float32)
-    d = img - np.float32(img.mean(dtype=np.float64))
-    sd = float(np.sqrt(np.mean(np.square(d), dtype=np.float64)))
-    if sd == 0:
+    # the moments in float64 and in units of the spread: float32 cubes overflow from ~1e12 up
+    d = img.astype(np.float64) - img.mean(dtype=np.float64)
+    sd = float(np.sqrt(np.mean(np.square(d))))
+    if not sd > 0:
         return False
-    skew = float(np.mean(d * d * d, dtype=np.float64)) / sd**3
+    skew = float(np.mean((d / sd) ** 3))
     return skew < 0

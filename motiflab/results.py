@@ -168,7 +168,7 @@ def column_table(an):
     the axes' offsets), ``row_px``, ``col_px``, ``motif`` (−1 = unassigned),
     ``quality`` (own peak significance, noise units), ``intensity`` (the
     image summed over a disc of half the column spacing, background not
-    removed), ``nn_distance`` (to the nearest other column, image units),
+    removed, in the image's own units), ``nn_distance`` (to the nearest other column, image units),
     ``motif_cell`` (the hierarchy node of the column's cell, −1 where there is
     none) and ``on_lattice``.
     """
@@ -196,7 +196,9 @@ def column_table(an):
         "row_px": pos[:, 0], "col_px": pos[:, 1],
         "motif": np.asarray(an.motifs.labels, np.int64),
         "quality": np.asarray(cols.quality[keep], np.float64),
-        "intensity": _disc_sums(an.image, pos, 0.5 * spacing if np.isfinite(spacing) else 1.0),
+        # in the units of the image as given (an.image may have been divided by a power of two)
+        "intensity": _disc_sums(an.image, pos, 0.5 * spacing if np.isfinite(spacing) else 1.0)
+        * getattr(an, "image_gain", 1.0),
         "nn_distance": nn * cal.scale,
         "motif_cell": np.asarray(cell, np.int64),
         "on_lattice": np.asarray(cols.on_lattice[keep], bool),

@@ -123,3 +123,20 @@ def test_too_few_columns_is_a_clear_error():
 def test_patch_larger_than_image(small):
     with pytest.raises(MotifLabError, match="larger than the image"):
         Analysis(small.image, patch_size=500).run()
+
+
+@pytest.mark.parametrize("scale, offset", [(1e-25, 0.0), (1e35, 0.0), (1e12, 0.0), (0.37, 0.0), (1.0, 1e8),
+                                           (1e-14, 1e-9)])
+def test_any_positive_scale_or_offset_gives_the_same_columns_and_motifs(small, scale, offset):
+    """Units do not matter: a constant factor or offset changes no column and no motif."""
+    img = small.image.astype(np.float64)
+    ref = Analysis(img, n_iter=60, seed=0).run()
+    an = Analysis(img * scale + offset, n_iter=60, seed=0).run()
+    assert len(an.positions) == len(ref.positions)
+    np.testing.assert_allclose(an.positions, ref.positions, atol=1e-3)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(ref.motifs.labels, an.motifs.labels) == 1.0
+    # the table reports intensities in the units given (up to the offset the discs add)
+    if offset == 0.0:
+        np.testing.assert_allclose(an.table()["intensity"], ref.table()["intensity"] * scale, rtol=1e-3)

@@ -143,27 +143,23 @@ def test_files_that_are_not_analyses_are_refused_clearly(tmp_path, curated):
         motiflab.open_analysis(tmp_path / "missing.hspy")
 
 
-def test_another_format_version_says_why(tmp_path, curated):
+def _tampered(path, out, item, value):
+    """A copy of the saved analysis at ``path`` with one metadata item changed."""
     import hyperspy.api as hs
 
-    _, _, path = curated
     s = hs.load(path)
-    s.metadata.motiflab.format_version = json.dumps(99)
-    newer = tmp_path / "newer.hspy"
-    s.save(newer)
-    with pytest.raises(InputFileError, match="format version 99.*update motiflab"):
-        motiflab.open_analysis(newer)
+    s.metadata.set_item(item, value)
+    s.save(out)
+    return out
 
 
-def test_a_file_naming_a_foreign_class_is_not_built(tmp_path, curated):
-    import hyperspy.api as hs
-
-    _, _, path = curated
-    s = hs.load(path)
-    s.metadata.motiflab.stages.motifs.motiflab_type = "os.system"
-    bad = tmp_path / "bad.hspy"
-    s.save(bad)
-    with pytest.raises(InputFileError, match="unknown result type"):
+@pytest.mark.parametrize("item, value, words", [
+    ("motiflab.format_version", json.dumps(99), "format version 99.*update motiflab"),
+    ("motiflab.stages.motifs.motiflab_type", "os.system", "unknown result type"),  # never built from a file
+])
+def test_a_changed_format_or_a_foreign_class_is_refused(tmp_path, curated, item, value, words):
+    bad = _tampered(curated[2], tmp_path / "bad.hspy", item, value)
+    with pytest.raises(InputFileError, match=words):
         motiflab.open_analysis(bad)
 
 

@@ -11,6 +11,8 @@ glyphs.
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 
@@ -116,3 +118,123 @@ window._ml = {
 
 def install_helpers(page_or_frame):
     page_or_frame.evaluate(JS_HELPERS)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_jupyterlab():
+    """Skip unless JupyterLab, jupyter_bokeh and a 'python3' kernel are installed."""
+    pytest.importorskip("jupyterlab")
+    pytest.importorskip("jupyter_bokeh")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        pytest.skip("no 'python3' kernel: python -m ipykernel install --sys-prefix --name python3")
+
+
+@contextlib.contextmanager
+def jupyterlab_server(root, home):
+    """A JupyterLab server on 127.0.0.1 serving ``root`` (token off, free port, settings in ``home``).
+
+    The numba kernels are compiled first (as Binder's postBuild does), so a notebook's kernel does not
+    spend its first minute compiling. Yields ``dict(url, root, log)``; the server and its kernels are
+    stopped at the end.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = dict(os.environ)
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               NUMBA_NUM_THREADS=env.get("NUMBA_NUM_THREADS", "2"), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
+           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+           f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.news_url=None", "--LabApp.extension_manager=readonly"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI machines often run as root
+    # compile and cache the numba kernels first, as Binder's postBuild does: on a fresh
+    # clone the notebook's kernel would otherwise spend its first minute compiling
+    warm = subprocess.run([sys.executable, "-m", "motiflab.cli", "warmup", "-q"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    log_path = home / "jupyterlab.log"
+    logf = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=logf, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not start in 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield dict(url=url, root=root, log=log_path)
+    finally:
+        # stop the server we started (its kernels die with it), by its own process group
+        try:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
+        logf.close()
+
+
+def open_offline(browser, path, width, height, ready):
+    """A page showing the HTML file ``path`` with the network off, once Bokeh has rendered and ``ready`` holds.
+
+    Returns ``(context, page, log, blocked)``: ``blocked`` lists every request that tried to leave the
+    machine (a self-contained file makes none).
+    """
+    ctx = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    ctx.set_offline(True)  # the file must work with the network disabled
+    blocked = []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    pg = ctx.new_page()
+    log = PageLog(pg)
+    pg.goto(path.as_uri())
+    pg.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.index.roots.length > 0",
+                         timeout=20000)
+    install_helpers(pg)
+    pg.wait_for_function(ready, timeout=20000)
+    return ctx, pg, log, blocked
+
+
+def run_notebook(page, server, name):
+    """Open notebook ``name`` of a :func:`jupyterlab_server` in ``page``, wait for its kernel, run every cell."""
+    page.goto(f"{server['url']}/lab/tree/{name}", wait_until="domcontentloaded")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60000)
+    page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
+        return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
+            && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=60000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")

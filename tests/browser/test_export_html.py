@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from .conftest import PageLog, install_helpers
+from .conftest import open_offline
 
 pytestmark = [pytest.mark.browser]
 
@@ -30,25 +30,8 @@ def exported(tmp_path_factory):
 
 
 def _open(browser, path):
-    ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, device_scale_factor=1)
-    ctx.set_offline(True)  # the file must work with the network disabled
-    blocked = []
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:", "blob:")):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
-    pg = ctx.new_page()
-    log = PageLog(pg)
-    pg.goto(path.as_uri())
-    pg.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.index.roots.length > 0",
-                         timeout=20000)
-    install_helpers(pg)
-    pg.wait_for_function("() => _ml.view('embedding') && _ml.view('micrograph')", timeout=20000)
+    ctx, pg, log, blocked = open_offline(browser, path, 1600, 1000,
+                                         "() => _ml.view('embedding') && _ml.view('micrograph')")
     pg.wait_for_timeout(300)
     return ctx, pg, log, blocked
 

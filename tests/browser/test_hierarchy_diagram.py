@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from .conftest import PageLog, install_helpers
+from .conftest import open_offline
 
 pytestmark = [pytest.mark.browser]
 
@@ -30,26 +30,9 @@ def report(tmp_path_factory):
 @pytest.fixture()
 def page(browser, report):
     # tall enough that the whole page is in the viewport: page and viewport coordinates agree
-    ctx = browser.new_context(viewport={"width": 1500, "height": 3200}, device_scale_factor=1)
-    ctx.set_offline(True)
-    requests = []
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:", "blob:")):
-            r.continue_()
-        else:
-            requests.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
-    pg = ctx.new_page()
-    log = PageLog(pg)
-    pg.goto(report[0].as_uri())
-    pg.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.index.roots.length > 0",
-                         timeout=20000)
-    install_helpers(pg)
-    pg.wait_for_function("() => _ml.view('hierarchy_fig') && _ml.model('hierarchy_nodes').data.id.length > 0",
-                         timeout=20000)
+    ctx, pg, log, requests = open_offline(
+        browser, report[0], 1500, 3200,
+        "() => _ml.view('hierarchy_fig') && _ml.model('hierarchy_nodes').data.id.length > 0")
     pg.wait_for_timeout(500)
     yield pg, log, requests
     ctx.close()

@@ -11,16 +11,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 
-from .conftest import PageLog, install_helpers
+from .conftest import PageLog, install_helpers, jupyterlab_server, require_jupyterlab, run_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("jupyterlab")]
 
@@ -35,77 +30,14 @@ IGNORED_CONSOLE = (
 )
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kernel_available():
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    return "python3" in KernelSpecManager().find_kernel_specs()
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 with the smoke notebook in its root; killed at the end."""
-    pytest.importorskip("jupyterlab")
-    pytest.importorskip("jupyter_bokeh")
-    if not _kernel_available():
-        pytest.skip("no 'python3' kernel: python -m ipykernel install --sys-prefix --name python3")
+    require_jupyterlab()
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(NOTEBOOK, root / "explorer_smoke.ipynb")
-    home = tmp_path_factory.mktemp("labhome")
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               NUMBA_NUM_THREADS=env.get("NUMBA_NUM_THREADS", "2"), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-           f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--LabApp.news_url=None", "--LabApp.extension_manager=readonly"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # containers and CI machines often run as root
-    # compile and cache the numba kernels first, as Binder's postBuild does: on a fresh
-    # clone the notebook's kernel would otherwise spend its first minute compiling
-    warm = subprocess.run([sys.executable, "-m", "motiflab.cli", "warmup", "-q"], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert warm.returncode == 0, warm.stderr[-3000:]
-    log_path = home / "jupyterlab.log"
-    logf = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not start in 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield dict(url=url, root=root, log=log_path)
-    finally:
-        # stop the server we started (its kernels die with it), by its own process group
-        try:
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
-        logf.close()
+    with jupyterlab_server(root, tmp_path_factory.mktemp("labhome")) as server:
+        yield server
 
 
 def _pixels(png):
@@ -123,13 +55,7 @@ def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, ar
     page = ctx.new_page()
     log = PageLog(page, ignore=IGNORED_CONSOLE)
     try:
-        page.goto(f"{lab['url']}/lab/tree/explorer_smoke.ipynb", wait_until="domcontentloaded")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60000)
-        # the notebook is open and its kernel is ready
-        page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
-            return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
-                && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=60000)
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        run_notebook(page, lab, "explorer_smoke.ipynb")
         explorer = page.locator(".motiflab-explorer")
         explorer.wait_for(state="visible", timeout=60000)
         try:
@@ -231,12 +157,7 @@ def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, ar
 
 def _open_and_run(page, lab):
     """Open the smoke notebook, run it and wait for the explorer's first run and its Bokeh views."""
-    page.goto(f"{lab['url']}/lab/tree/explorer_smoke.ipynb", wait_until="domcontentloaded")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60000)
-    page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
-        return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
-            && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=60000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    run_notebook(page, lab, "explorer_smoke.ipynb")
     page.locator(".motiflab-explorer").wait_for(state="visible", timeout=60000)
     page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
         return e && /ready · run 1\\b/.test(e.innerText); }""", timeout=180000)

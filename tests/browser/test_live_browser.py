@@ -12,15 +12,10 @@ goes to ``test-artifacts/live_view.png``.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from .conftest import PageLog
+from .conftest import PageLog, jupyterlab_server, require_jupyterlab, run_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("jupyterlab")]
 
@@ -67,75 +62,18 @@ JS_STATE = """() => {
 }"""
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 with the live notebook in its root; stopped at the end."""
-    pytest.importorskip("jupyterlab")
-    pytest.importorskip("jupyter_bokeh")
+    require_jupyterlab()
     nbformat = pytest.importorskip("nbformat")
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if "python3" not in KernelSpecManager().find_kernel_specs():
-        pytest.skip("no 'python3' kernel: python -m ipykernel install --sys-prefix --name python3")
     root = tmp_path_factory.mktemp("livelab")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(NOTEBOOK_CODE.strip())]
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nbformat.write(nb, str(root / "live.ipynb"))
-    home = tmp_path_factory.mktemp("livelabhome")
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               NUMBA_NUM_THREADS=env.get("NUMBA_NUM_THREADS", "2"), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-           f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--LabApp.news_url=None", "--LabApp.extension_manager=readonly"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    # compiled kernels first, so the notebook's kernel does not spend its first minute compiling
-    warm = subprocess.run([sys.executable, "-m", "motiflab.cli", "warmup", "-q"], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert warm.returncode == 0, warm.stderr[-3000:]
-    log_path = home / "jupyterlab.log"
-    logf = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not start in 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield dict(url=url, root=root, log=log_path)
-    finally:
-        try:  # the server we started, by its own process group (its kernels die with it)
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
-        logf.close()
+    with jupyterlab_server(root, tmp_path_factory.mktemp("livelabhome")) as server:
+        yield server
 
 
 def test_live_view_follows_frames_as_they_arrive(browser, live_lab, artifacts):
@@ -143,12 +81,7 @@ def test_live_view_follows_frames_as_they_arrive(browser, live_lab, artifacts):
     page = ctx.new_page()
     log = PageLog(page, ignore=IGNORED_CONSOLE)
     try:
-        page.goto(f"{live_lab['url']}/lab/tree/live.ipynb", wait_until="domcontentloaded")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60000)
-        page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
-            return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
-                && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=60000)
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        run_notebook(page, live_lab, "live.ipynb")
         page.locator(".motiflab-live").wait_for(state="visible", timeout=120000)
         try:
             page.wait_for_function(f"() => {{ const s = ({JS_STATE})(); return s && s.points >= 2; }}",

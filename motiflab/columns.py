@@ -73,6 +73,8 @@ __all__ = [
     "refine_positions",
     "find_columns",
     "nearest_neighbour_distance",
+    "ColumnScales",
+    "column_scales",
 ]
 
 #: Default ``min_contrast``: columns fainter than this fraction of the brightest
@@ -169,6 +171,62 @@ class Columns:
         return len(self.rejected_positions)
 
 
+@dataclass(frozen=True)
+class ColumnScales:
+    """The image-wide decisions of :func:`find_columns`, measured once and given to every tile.
+
+    :func:`find_columns` reads these from the whole image; a tiled run
+    (:mod:`motiflab.tiles`) measures them once (:func:`column_scales`) and
+    passes them to the finder of every tile (``find_columns(tile, scales=...)``),
+    so each tile makes the decisions the whole image would.
+
+    Attributes
+    ----------
+    offset : float
+        The median removed before the float32 work (0 for narrow dtypes).
+    inverted : bool
+        Dark columns (ABF/BF).
+    repeat : float
+        Lattice repeat (px).
+    column_sigma : float
+        Column width, the matched filter's σ (px), after every refinement.
+    noise : NoiseModel
+        The measured noise, in the centred (and inverted) frame the finder works in.
+    lattice_vectors : ndarray (2, 2) or None
+        The crystal's translations when the lattice was confirmed, else None.
+    ref : float
+        Contrast of "the brightest columns" (``min_contrast`` is a fraction of it).
+    nn_peaks : float
+        Window for merging close peaks and matching lattice sites to peaks (px).
+    spacing : float
+        Final nearest-neighbour distance (px): the refinement window and :attr:`Columns.spacing`.
+    noise_std : float
+        :attr:`Columns.noise` (noise of the smoothed image at the background level).
+    """
+
+    offset: float
+    inverted: bool
+    repeat: float
+    column_sigma: float
+    noise: NoiseModel
+    lattice_vectors: np.ndarray | None
+    ref: float
+    nn_peaks: float
+    spacing: float
+    noise_std: float
+
+
+def column_scales(image, **params):
+    """Run :func:`find_columns` on ``image`` and return ``(columns, scales)`` (:class:`ColumnScales`).
+
+    ``image`` is the representative region the image-wide steps are measured on;
+    ``params`` are :func:`find_columns`' settings.
+    """
+    out = {}
+    cols = find_columns(image, _record=out, **params)
+    return cols, out["scales"]
+
+
 # --------------------------------------------------------------------------- the finder
 
 
@@ -228,6 +286,9 @@ def find_columns(
     spacing=None,
     lattice="auto",
     min_contrast=MIN_CONTRAST,
+    *,
+    scales: ColumnScales | None = None,
+    _record: dict | None = None,
 ) -> Columns:
     """Find atom columns in an ADF (bright) or ABF/BF (dark) image.
 
@@ -269,6 +330,12 @@ def find_columns(
         Columns fainter than this fraction of the brightest columns are taken
         as background (default 0.1; see :data:`MIN_CONTRAST`). 0 keeps every
         significant peak.
+    scales : ColumnScales, optional
+        The image-wide decisions (offset, inversion, repeat, column width,
+        noise, lattice, contrast reference, windows), measured elsewhere
+        (:func:`column_scales`): with them ``image`` is one tile of a larger
+        image (:mod:`motiflab.tiles`), and ``invert`` and ``spacing`` are not
+        used. Default: measured from ``image``.
 
     Returns
     -------
@@ -283,38 +350,52 @@ def find_columns(
 
     method, threshold, border, spacing, use_lattice, min_contrast = _check_finder_params(
         smoothing, threshold, border, spacing, lattice, min_contrast, refine)
-    img, offset = validate_image_and_offset(image, center=True)
+    if scales is None:
+        img, offset = validate_image_and_offset(image, center=True)
+    else:
+        # the same float32 subtraction as the whole image's, pixel for pixel
+        offset = float(scales.offset)
+        raw = np.asarray(image)
+        img, _ = validate_image_and_offset(raw - offset if offset else raw)
     if spacing is not None and spacing > max(img.shape) / 2:
         # the windows reach ~1.25 spacings: 1e300 px tried to allocate every byte of the machine
         raise MotifLabError(f"spacing {spacing:g} px is more than half the image {img.shape}; give the distance "
                             "between neighbouring columns in pixels, or None to measure it.")
-    inverted = detect_inverted(img) if invert == "auto" else bool(invert)
+    if scales is not None:
+        inverted = bool(scales.inverted)
+    else:
+        inverted = detect_inverted(img) if invert == "auto" else bool(invert)
     if inverted:
         img = np.negative(img)
 
-    repeat, sigma_c, crop = image_scales(img, spacing)
-    # the noise band starts at 0.6/σ cycles/px; measured with the autocorrelation's σ (with
-    # the cell average's, closer to the truth, SVD smoothing of a streaky image lost 7 %
-    # precision: its components are chosen against this noise)
-    noise = estimate_noise(img, column_sigma=sigma_c)
     h, w = img.shape
-    # the crystal's translations, when it is one: the background is then read from the
-    # lattice-averaged image, about eight times less noisy than the image itself
-    vectors = lattice_vectors_from_spectrum(crop, repeat) if use_lattice else None
-    T = None if vectors is None else lattice_translations(vectors[0], vectors[1])
-    if T is not None and len(T) < 8:
-        vectors, T = None, None
-    if T is not None:
-        # vectors to a few thousandths of a pixel per cell (the lattice average's far
-        # copies then land on the columns, not beside them: with the spectrum's 1 %,
-        # ABF at 1 count had false maxima on the columns' shoulders), and σ from the
-        # average cell, before the full-size pass
-        refined, sigma_cell = crystal_scales(img, vectors, sigma_c, repeat)
-        if np.all(np.abs(refined - vectors).sum(axis=1) < 0.05 * np.hypot(*vectors.T)):
-            vectors = refined
-            T = lattice_translations(vectors[0], vectors[1])
-            if strength is None:
-                sigma_c = sigma_cell
+    if scales is not None:
+        repeat, sigma_c, noise = float(scales.repeat), float(scales.column_sigma), scales.noise
+        vectors = None if scales.lattice_vectors is None else np.asarray(scales.lattice_vectors, float)
+        T = None if vectors is None else lattice_translations(vectors[0], vectors[1])
+    else:
+        repeat, sigma_c, crop = image_scales(img, spacing)
+        # the noise band starts at 0.6/σ cycles/px; measured with the autocorrelation's σ (with
+        # the cell average's, closer to the truth, SVD smoothing of a streaky image lost 7 %
+        # precision: its components are chosen against this noise)
+        noise = estimate_noise(img, column_sigma=sigma_c)
+        # the crystal's translations, when it is one: the background is then read from the
+        # lattice-averaged image, about eight times less noisy than the image itself
+        vectors = lattice_vectors_from_spectrum(crop, repeat) if use_lattice else None
+        T = None if vectors is None else lattice_translations(vectors[0], vectors[1])
+        if T is not None and len(T) < 8:
+            vectors, T = None, None
+        if T is not None:
+            # vectors to a few thousandths of a pixel per cell (the lattice average's far
+            # copies then land on the columns, not beside them: with the spectrum's 1 %,
+            # ABF at 1 count had false maxima on the columns' shoulders), and σ from the
+            # average cell, before the full-size pass
+            refined, sigma_cell = crystal_scales(img, vectors, sigma_c, repeat)
+            if np.all(np.abs(refined - vectors).sum(axis=1) < 0.05 * np.hypot(*vectors.T)):
+                vectors = refined
+                T = lattice_translations(vectors[0], vectors[1])
+                if strength is None:
+                    sigma_c = sigma_cell
 
     def candidates(sigma, T):
         sm = smooth_image(img, method, strength, repeat, sigma, noise)
@@ -333,7 +414,7 @@ def find_columns(
     # without a lattice, the autocorrelation's width is checked against the mean profile
     # of the most significant peaks, and the smoothing redone if they disagree by over 15 %
     strongest = zmap[rr, cc] >= min(threshold, 3.0)
-    if T is None and strength is None and strongest.sum() >= 20:
+    if scales is None and T is None and strength is None and strongest.sum() >= 20:
         sigma_peaks = width_from_peaks(img, np.column_stack([rr, cc])[strongest], zmap[rr, cc][strongest], sigma_c)
         if abs(sigma_peaks / sigma_c - 1.0) > 0.15:
             sigma_c = sigma_peaks
@@ -364,7 +445,9 @@ def find_columns(
     confident = z >= min(threshold, 3.0)
     if not confident.any():
         raise no_columns()
-    if T is not None:
+    if scales is not None:
+        ref = float(scales.ref)  # the whole image's "brightest columns" and lattice decision
+    elif T is not None:
         support_c, pooled_c = lattice_evidence(zmap, cmap, pts[confident], T)
         if confident.sum() >= 8 and np.nanmedian(support_c) >= LATTICE_SUPPORT and \
                 translations_occupied(pts[confident], vectors, 0.5 * r_max + 1.0):
@@ -379,7 +462,7 @@ def find_columns(
             pts = np.column_stack([rr, cc]).astype(np.float64)
             own = z >= threshold
             confident = z >= min(threshold, 3.0)
-    if T is None:
+    if T is None and scales is None:
         if not own.any():
             raise no_columns()
         # "as bright as the brightest columns": the 90th percentile of the significant peaks
@@ -390,8 +473,12 @@ def find_columns(
     quality = z[accepted]
     # windows from the columns' own nearest-neighbour distance: never wider than the
     # repeat, never narrower than the peak separation the maximum filter allows
-    nn = nearest_neighbour_distance(pos)
-    nn = float(np.clip(nn, 2.0 * r_max, 1.05 * repeat)) if np.isfinite(nn) else repeat
+    if scales is not None:
+        nn = float(scales.nn_peaks)
+    else:
+        nn = nearest_neighbour_distance(pos)
+        nn = float(np.clip(nn, 2.0 * r_max, 1.05 * repeat)) if np.isfinite(nn) else repeat
+    nn_peaks = nn
     keep = suppress_close(pos, quality, 0.5 * nn)
     pos, quality = pos[keep], quality[keep]
     supp = np.full(len(pos), np.nan)
@@ -425,9 +512,11 @@ def find_columns(
                 supp = np.concatenate([supp, site_support[~hit]])
                 on = np.concatenate([on, np.ones(len(new), bool)])
                 from_lattice = np.concatenate([from_lattice, np.ones(len(new), bool)])
-        nn_all = nearest_neighbour_distance(pos)
+        nn_all = nearest_neighbour_distance(pos) if scales is None else np.nan
         if np.isfinite(nn_all):
             nn = float(np.clip(nn_all, 2.0 * r_max, 1.05 * repeat))
+    if scales is not None:
+        nn = float(scales.spacing)
 
     if len(pos) == 0:
         raise no_columns()
@@ -453,15 +542,28 @@ def find_columns(
     ip = np.clip(np.round(refined).astype(np.int64), 0, np.array([h - 1, w - 1]))
     intensity = cmap[ip[:, 0], ip[:, 1]]
     rejected = ~accepted & ~matched
-    # the typical background level, for the noise reported: every second pixel is plenty
-    bg_level = float(np.median(local_minimum(sm.image[::2, ::2], max(1, int(round(0.625 * repeat))))))
+    if scales is not None:
+        noise_std = float(scales.noise_std)
+    else:
+        # the typical background level, for the noise reported: every second pixel is plenty
+        bg_level = float(np.median(local_minimum(sm.image[::2, ::2], max(1, int(round(0.625 * repeat))))))
+        noise_std = float(sm.noise_std(noise, bg_level))
+    if _record is not None:
+        # what a tiled run needs: the image-wide decisions, and per column the pixel it was found
+        # at (peaks first, then lattice-only sites, each in row-major order: the finder's order)
+        _record["scales"] = ColumnScales(offset=float(offset), inverted=bool(inverted), repeat=float(repeat),
+                                         column_sigma=float(sigma_c), noise=noise, lattice_vectors=vectors,
+                                         ref=float(ref), nn_peaks=float(nn_peaks), spacing=float(nn),
+                                         noise_std=noise_std)
+        _record["seed_pixels"] = np.round(np.where(from_lattice[:, None], site_of, pos)).astype(np.int64)
+        _record["from_lattice"] = from_lattice.copy()
     return Columns(
         positions=refined,
         intensity=intensity.astype(np.float32),
         prominence=quality.astype(np.float32),
         spacing=nn,
         inverted=inverted,
-        noise=float(sm.noise_std(noise, bg_level)),
+        noise=noise_std,
         n_candidates=int(n_candidates),
         params=dict(smoothing=sm.method, smoothing_params=dict(sm.params), strength=strength, threshold=threshold,
                     refine=refine, invert=invert, border=border, lattice="auto" if use_lattice else "off",

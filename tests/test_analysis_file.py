@@ -251,3 +251,23 @@ def test_a_save_killed_at_any_moment_leaves_a_readable_file(tmp_path, curated):
     leftovers = [p for p in tmp_path.iterdir() if p not in (out, src)]
     assert all(".part" in p.name for p in leftovers)  # only our own unique temporary names, never a half result
     assert len(leftovers) >= 12  # most kills landed in the middle of a write (what the test is about)
+
+
+def test_a_fresh_process_opens_the_same_analysis(tmp_path, curated):
+    """Saved here, opened in a new interpreter: the same arrays, parameters and undo history."""
+    an, _, path = curated
+    out = tmp_path / "from_fresh.npz"
+    code = ("import sys, motiflab; a = motiflab.open_analysis(sys.argv[1]); n = len(a.log); "
+            "assert a.hierarchy is not None and len(a.log) == n; a.save(sys.argv[2]); "
+            "a.undo(); print(a.motifs.n_motifs, len(a.edits))")
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = motiflab.open_result(out)
+    mine = an.result_arrays()
+    for k in ("positions", "labels", "features", "embedding", "class_averages", "counts", "quality"):
+        assert np.array_equal(fresh[k], mine[k]), k
+    assert fresh["params"] == json.loads(json.dumps(an.params))
+    undone = an.copy()
+    undone.undo()
+    assert done.stdout.split() == [str(undone.motifs.n_motifs), "1"]

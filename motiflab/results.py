@@ -206,16 +206,21 @@ def column_table(an):
 
 
 def _disc_sums(image, pos, radius):
-    """The image summed over a disc around each position (pixels whose centre lies inside)."""
+    """The image summed over a disc around each position (pixels whose centre lies inside).
+
+    One pass per pixel offset of the disc's bounding box, each over every column at
+    once (a few dozen array operations, not a Python loop over thousands of columns).
+    """
     r = int(np.ceil(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
     h, w = image.shape
-    out = np.zeros(len(pos))
     centres = np.rint(pos).astype(np.int64)
-    for k, (i, j) in enumerate(centres):
-        yy, xx = i + dy, j + dx
-        inside = ((yy - pos[k, 0]) ** 2 + (xx - pos[k, 1]) ** 2 <= radius**2) & (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        out[k] = float(image[yy[inside], xx[inside]].sum(dtype=np.float64))
+    out = np.zeros(len(pos))
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            yy, xx = centres[:, 0] + dy, centres[:, 1] + dx
+            inside = ((yy - pos[:, 0]) ** 2 + (xx - pos[:, 1]) ** 2 <= radius**2) & (yy >= 0) & (yy < h) \
+                & (xx >= 0) & (xx < w)
+            out[inside] += image[yy[inside], xx[inside]]
     return out
 
 

@@ -401,25 +401,8 @@ def find_columns_tiled(image, tile=1024, halo=None, scale_region=SCALE_REGION, s
                        **params):
     """The columns of a large image, found tile by tile; equal to the in-memory finder's.
 
-    Parameters
-    ----------
-    image : ndarray, dask array or hyperspy Signal2D (lazy or not)
-        One 2-D image of any size.
-    tile : int
-        Side of a tile's core (px, ≥ 64).
-    halo : int, optional
-        Pixels read around each core; default :func:`tile_halo` (the finder's reach).
-    scale_region : int
-        Side of the central square the image-wide scales are measured on (the
-        whole image when it is smaller); see the module notes.
-    scheduler : str, optional
-        Dask scheduler (``"threads"``, ``"processes"``, ``"synchronous"``); by
-        default Dask's, or the active ``distributed.Client``.
-    progress : bool
-        Dask's progress bar (``distributed.progress`` on a client).
-    **params
-        Column-finding parameters of :class:`motiflab.Analysis` (``threshold``,
-        ``smoothing``…).
+    Takes the parameters of :func:`analyse_tiled` except ``fit_region``, and
+    stops after the columns.
 
     Returns
     -------

@@ -204,7 +204,13 @@ class Analysis:
         for s in upto:
             if isinstance(self._cache.get(s), _Failed):
                 raise MotifLabError(self._cache[s].message)
-        todo = [s for s in upto if s not in self._cache]
+        # the stages after the last one cached (a stage restored from a file or a model needs none of
+        # its inputs computed again; a stage that does need an earlier one asks for it with get)
+        todo = []
+        for s in reversed(upto):
+            if s in self._cache:
+                break
+            todo.insert(0, s)
         bar = None
         if self.progress and len(todo) > 1:
             from tqdm.auto import tqdm

@@ -445,9 +445,6 @@ class Watcher:
                                     f"{self.shape[0]}×{self.shape[1]}")
             if len(pred.labels) == 0:
                 raise MotifLabError("no columns found in the frame")
-            # the model's classification fills layout and motifs; the frame's own kNN graph is never
-            # needed (it only feeds a fresh layout), so it is marked as skipped instead of costing a second
-            an.restore_stage("graph", None)
             an.save(out)
         except InputFileError as exc:
             if os.path.lexists(out):  # someone else wrote it meanwhile: that result stays

@@ -140,3 +140,15 @@ def test_any_positive_scale_or_offset_gives_the_same_columns_and_motifs(small, s
     # the table reports intensities in the units given (up to the offset the discs add)
     if offset == 0.0:
         np.testing.assert_allclose(an.table()["intensity"], ref.table()["intensity"] * scale, rtol=1e-3)
+
+
+def test_a_restored_stage_needs_none_of_its_inputs_recomputed(small):
+    """Layout and motifs from elsewhere (a model, a file): the RESULT needs columns, patches and
+    features, never the kNN graph or a new layout."""
+    base = Analysis(small.image, n_iter=60).run()
+    an = Analysis(small.image, n_iter=60)
+    an.restore_stage("layout", base.layout)
+    an.restore_stage("motifs", base.motifs)
+    r = an.result_arrays()
+    assert [s for s, _ in an.log] == ["columns", "patch_size", "patches", "features"]
+    np.testing.assert_array_equal(r["labels"], base.motifs.labels)

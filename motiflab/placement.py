@@ -28,17 +28,17 @@ class Placement(NamedTuple):
     exact: np.ndarray       # (M,) bool: features equal to a training point's
 
 
-#: rows of new points per block of the exact neighbour search (a block of
-#: distances to 30 000 training points is then ~30 MB)
-QUERY_BLOCK = 256
+#: most rows of new points per block of the exact neighbour search; fewer
+#: when the training set is large, so a block of products stays ~32 MB
+QUERY_BLOCK = 2048
 
 
 def query_knn(Xfit, X, k):
     """The ``k`` nearest rows of ``Xfit`` for every row of ``X`` (exact, Euclidean).
 
-    Candidates come from blocked BLAS products (``|x|^2 + |y|^2 - 2 x.y``);
-    the distances of the ``k + 4`` best are then recomputed directly in
-    float64, so an exact copy of a training row is at distance 0 exactly and
+    Candidates come from blocked BLAS products (``|x|^2 + |y|^2 - 2 x.y``,
+    the ``k + 4`` smallest of a row picked in one pass); their distances are
+    then recomputed directly in float64, so an exact copy of a training row is at distance 0 exactly and
     the order does not suffer from the cancellation of the product form.
 
     Returns
@@ -46,6 +46,8 @@ def query_knn(Xfit, X, k):
     indices : ndarray of int64, shape (m, k), nearest first
     distances : ndarray of float32, shape (m, k)
     """
+    from ._placement_kernels import rerank_exact, smallest_per_row
+
     Xfit = np.ascontiguousarray(Xfit, dtype=np.float32)
     X = np.ascontiguousarray(X, dtype=np.float32)
     n, m = len(Xfit), len(X)
@@ -54,16 +56,16 @@ def query_knn(Xfit, X, k):
     sq = np.einsum("ij,ij->i", Xfit, Xfit)
     idx = np.empty((m, k), np.int64)
     dist = np.empty((m, k), np.float32)
-    Xf64 = Xfit.astype(np.float64)
-    for a in range(0, m, QUERY_BLOCK):
-        q = X[a:a + QUERY_BLOCK]
-        d2 = sq[None, :] - 2.0 * (q @ Xfit.T)
-        cand = np.argpartition(d2, kc - 1, axis=1)[:, :kc] if kc < n else np.broadcast_to(np.arange(n), (len(q), n))
-        cand = np.sort(cand, axis=1)  # ties go to the lower training index, whatever the partition did
-        exact = np.sqrt(((Xf64[cand] - q.astype(np.float64)[:, None, :]) ** 2).sum(-1))
-        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
-        idx[a:a + len(q)] = np.take_along_axis(cand, order, axis=1)
-        dist[a:a + len(q)] = np.take_along_axis(exact, order, axis=1)
+    cand = np.empty((m, kc), np.int64)
+    block = int(np.clip(2**23 // max(n, 1), 64, QUERY_BLOCK))
+    for a in range(0, m, block):
+        q = X[a:a + block]
+        if kc < n:
+            smallest_per_row(q @ Xfit.T, sq, kc, cand[a:a + len(q)])
+        else:
+            cand[a:a + len(q)] = np.arange(n)
+    cand.sort(axis=1)  # ties go to the lower training index, whatever the partition did
+    rerank_exact(Xfit, X, cand, k, idx, dist)
     return idx, dist
 
 

@@ -20,7 +20,7 @@ Stable contracts (outside tools rely on them; change only compatibly):
 ``motiflab batch FILES... --out-dir DIR``
     The same job over many files with Dask (one task per file).
 
-``motiflab watch DIR --model M.hspy [--out-dir R] [--pattern '*.dm4'] [--poll 0.5] [--max-frames N] [--timeout S]``
+``motiflab watch DIR --model M.hspy [--out-dir R] [--pattern '*.dm4'] [--poll 0.5] [--max-frames N] [--timeout S] [--alert 'motif 2 > 5%']``
     Live microscope mode (:mod:`motiflab.live`): classifies every new, completely
     written frame in DIR with the model, writes ``R/<frame stem>.npz`` (the RESULT.npz
     contract) and one row of ``R/populations.csv``, and prints one line per frame.
@@ -228,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--no-events", action="store_true", help="poll only (network shares deliver no file events)")
     lv.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many new frames")
     lv.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
-    lv.add_argument("-q", "--quiet", action="store_true", help="no per-frame lines (skipped files are still reported)")
+    lv.add_argument("--alert", action="append", default=None, metavar="'motif K > P%'",
+                    help="print an ALERT line when a motif ('motif 2'), 'new' or 'unassigned' columns make up more "
+                         "than P %% of a frame's columns, e.g. --alert 'motif 2 > 5%%' (repeatable)")
+    lv.add_argument("--no-new-alert", action="store_true",
+                    help="no alert when columns unlike every motif of the model appear (on by default)")
+    lv.add_argument("-q", "--quiet", action="store_true", help="no per-frame lines (skipped files and alerts are still reported)")
     lv.set_defaults(func=cmd_watch)
 
     w = sub.add_parser("warmup", help="compile and cache every numba kernel now (once per environment)")
@@ -250,7 +255,8 @@ def cmd_watch(args) -> int:
             raise MotifLabError(f"--shape is ROWSxCOLS, e.g. 1024x1024; got {args.shape!r}.")
     w = watch(args.folder, args.model, out_dir=args.out_dir, pattern=args.pattern, poll=args.poll,
               max_frames=args.max_frames, timeout=args.timeout, shape=shape,
-              events=False if args.no_events else None, quiet=args.quiet)
+              events=False if args.no_events else None, quiet=args.quiet, alerts=args.alert,
+              new_columns_alert=not args.no_new_alert)
     if not args.quiet:
         print(f"stopped: {len(w.rows)} frames in {w.populations_path}, {len(w.errors)} files skipped")
     return 0

@@ -59,6 +59,7 @@ import datetime
 import fnmatch
 import io
 import os
+import re
 import sys
 import threading
 import types
@@ -586,10 +587,38 @@ class Watcher:
         return self._thread is not None and self._thread.is_alive()
 
 
+_ALERT = re.compile(r"^\s*(motif\s*(\d+)|new|unassigned)\s*>\s*([0-9]*\.?[0-9]+)\s*%\s*$", re.IGNORECASE)
+
+
+def parse_alert(text, n_motifs=None) -> tuple:
+    """``"motif 2 > 5%"`` → ``("motif 2", 0.05)``: one alert threshold as the command line writes it.
+
+    The left side is ``motif K``, ``new`` (columns unlike every motif) or
+    ``unassigned``; the right side a percentage of the frame's columns.
+    """
+    m = _ALERT.match(str(text))
+    if m is None:
+        raise MotifLabError(f"an alert reads like 'motif 2 > 5%', 'new > 1%' or 'unassigned > 10%'; got {text!r}.")
+    if m.group(2) is not None:
+        k = int(m.group(2))
+        if n_motifs is not None and k >= n_motifs:
+            raise MotifLabError(f"alert {text!r}: the model has motifs 0 to {n_motifs - 1}.")
+        key = f"motif {k}"
+    else:
+        key = m.group(1).lower()
+    pct = float(m.group(3))
+    if pct > 100:
+        raise MotifLabError(f"alert {text!r}: a percentage of the columns is at most 100.")
+    return key, pct / 100
+
+
 def watch(folder, model, out_dir=None, pattern=None, poll=0.5, max_frames=None, timeout=None, shape=None,
-          events=None, quiet=False, stream=None, err_stream=None) -> Watcher:
+          events=None, quiet=False, stream=None, err_stream=None, alerts=None, new_columns_alert=True) -> Watcher:
     """Watch a folder in the foreground, printing one line per frame (what ``motiflab watch`` runs).
 
+    ``alerts`` (``{"motif 2": 0.05}`` or strings for :func:`parse_alert`) and
+    ``new_columns_alert`` print an ``ALERT`` line (on the error stream, with a
+    terminal bell) for each frame that crosses them (:func:`check_alerts`).
     Returns the :class:`Watcher` after Ctrl-C, ``max_frames`` frames or ``timeout`` seconds.
     """
     out = stream or sys.stdout
@@ -599,15 +628,28 @@ def watch(folder, model, out_dir=None, pattern=None, poll=0.5, max_frames=None, 
         if res.ok:
             if not quiet:
                 print(res.summary(), file=out, flush=True)
+            for text in check_alerts(res.row, thresholds, new_columns_alert):
+                print(f"\aALERT {text}", file=err, flush=True)
         elif res.error != "already has a result":
             print(f"motiflab watch: {res.summary()}", file=err, flush=True)
 
     w = Watcher(folder, model, out_dir=out_dir, pattern=pattern, poll=poll, shape=shape, events=events,
                 on_frame=say)
+    n_motifs = getattr(w.model, "n_motifs", None)
+    thresholds = {}
+    for item in ([] if alerts is None else alerts.items() if isinstance(alerts, dict) else alerts):
+        key, limit = parse_alert(item, n_motifs) if isinstance(item, str) else parse_alert(
+            f"{item[0]} > {100 * float(item[1])}%", n_motifs)
+        thresholds[key] = limit
     if not quiet:
         mode = "file events + polling" if w.events else "polling"
         print(f"watching {w.folder} ({', '.join(w.patterns)}; {mode} every {w.poll:g} s) → {w.out_dir}; "
               f"{len(w._done)} frames already done; Ctrl-C to stop", file=out, flush=True)
+        if thresholds or new_columns_alert:
+            said = [f"{k} > {100 * v:g} %" for k, v in thresholds.items()]
+            if new_columns_alert and "new" not in thresholds:
+                said.append("any column unlike every motif")
+            print("alerts: " + "; ".join(said), file=out, flush=True)
     w.run(max_frames=max_frames, timeout=timeout)
     return w
 

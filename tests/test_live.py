@@ -283,6 +283,35 @@ def test_cli_watch_max_frames_ctrl_c_and_resume(tmp_path, model, frames):
     assert len(_table(out)) == 4
 
 
+def test_cli_watch_alerts(tmp_path, model, frames, capsys):
+    """--alert 'motif K > P%' prints one ALERT line per frame over the threshold; bad alerts are usage errors."""
+    src, out = tmp_path / "acq", tmp_path / "res"
+    src.mkdir()
+    mpath = model.save(tmp_path / "M.hspy")
+    for i in range(2):
+        np.save(src / f"f_{i}.npy", frames[i])
+    from motiflab.cli import main
+    from motiflab.live import parse_alert
+
+    assert parse_alert("motif 2 > 5%") == ("motif 2", 0.05) and parse_alert("NEW>0.5 %") == ("new", 0.005)
+    capsys.readouterr()
+    assert main(["watch", str(src), "--model", str(mpath), "--out-dir", str(out), "--poll", "0.05",
+                 "--max-frames", "2", "--timeout", "60", "--alert", "motif 0 > 1%", "--alert", "motif 1 > 100%",
+                 "--no-new-alert"]) == 0
+    cap = capsys.readouterr()
+    rows = _table(out)
+    alerts = [line for line in cap.err.splitlines() if "ALERT" in line]
+    assert "alerts: motif 0 > 1 %; motif 1 > 100 %" in cap.out
+    assert len(alerts) == 2 and all("motif 0 is" in a and "threshold 1.0 %" in a for a in alerts), cap.err
+    share = 100 * int(rows[0]["motif 0"]) / int(rows[0]["n_columns"])
+    assert any(f"{share:.1f} %" in a for a in alerts)
+    for bad, says in [("motif 2 5%", "reads like"), (f"motif {model.n_motifs} > 5%", "has motifs 0 to"),
+                      ("new > 150%", "at most 100")]:
+        assert main(["watch", str(src), "--model", str(mpath), "--out-dir", str(out), "--alert", bad,
+                     "--max-frames", "1", "--timeout", "5"]) == 2
+        assert says in capsys.readouterr().err
+
+
 def test_live_view_without_a_browser_follows_frames_and_refits(tmp_path, model, frames):
     pytest.importorskip("ipywidgets")
     pytest.importorskip("jupyter_bokeh")

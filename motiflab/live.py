@@ -60,6 +60,7 @@ import fnmatch
 import io
 import os
 import re
+import signal
 import sys
 import threading
 import types
@@ -191,8 +192,9 @@ def check_alerts(row: dict, thresholds: dict | None = None, new_columns=True) ->
         if frac > float(limit):
             out.append(f"frame {row.get('frame')}: {key} is {100 * frac:.1f} % of the columns "
                        f"(threshold {100 * float(limit):.1f} %)")
-    if new_columns and int(row.get("new", 0) or 0) > 0 and "new" not in (thresholds or {}):
-        out.append(f"frame {row.get('frame')}: {int(row['new'])} columns unlike every known motif")
+    n_new = int(row.get("new", 0) or 0)
+    if new_columns and n_new > 0 and "new" not in (thresholds or {}):
+        out.append(f"frame {row.get('frame')}: {n_new} column{'s' if n_new > 1 else ''} unlike every known motif")
     return out
 
 
@@ -650,7 +652,23 @@ def watch(folder, model, out_dir=None, pattern=None, poll=0.5, max_frames=None, 
             if new_columns_alert and "new" not in thresholds:
                 said.append("any column unlike every motif")
             print("alerts: " + "; ".join(said), file=out, flush=True)
-    w.run(max_frames=max_frames, timeout=timeout)
+    # Ctrl-C asks the loop to stop after the frame in hand instead of raising KeyboardInterrupt
+    # wherever the main thread happens to be (inside a library's lock or a file write, an
+    # interrupt can leave a lock held that the interpreter's exit then waits on); a second
+    # Ctrl-C interrupts at once
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum, frame):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            print("stopping after the current frame (Ctrl-C again to interrupt now)", file=err, flush=True)
+            w.stop()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        w.run(max_frames=max_frames, timeout=timeout)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return w
 
 

@@ -1,9 +1,9 @@
 """Live microscope mode (motiflab.live, ``motiflab watch``): soak, restart and command-line tests.
 
-The soak test is the issue's (500 frames at 5 frames/s) scaled to under a minute:
-150 small frames written at a steady rate while the watcher runs, with frames
-truncated mid-write (some finished later, some never), corrupt files and frames
-of the wrong shape mixed in.
+The soak test is the issue's, at full scale: 500 small frames written at 5
+frames/s (100 s) while the watcher runs, with frames truncated mid-write (some
+finished later, some never), corrupt files, frames of the wrong shape and
+stacks mixed in.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_soak_every_good_frame_once_bad_ones_reported_nothing_overwritten(tmp_pa
     w.start()
     rss = [_rss_mb()]
     good, bad = [], []
-    n, rate = 150, 8.0  # frames, frames per second
+    n, rate = 500, 5.0  # frames, frames per second
     t0 = time.monotonic()
     rng = np.random.default_rng(0)
     for i in range(n):
@@ -264,9 +264,11 @@ def test_cli_watch_max_frames_ctrl_c_and_resume(tmp_path, model, frames):
     cmd = [sys.executable, "-m", "motiflab.cli", "watch", str(src), "--model", str(mpath), "--out-dir", str(out),
            "--poll", "0.05", "--timeout", "120"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines = []
+    lines, err_lines = [], []  # both pipes drained as they fill, so the child never blocks writing
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    err_reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
     reader.start()
+    err_reader.start()
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (out / "f_3.npz").exists():
         time.sleep(0.1)
@@ -275,8 +277,10 @@ def test_cli_watch_max_frames_ctrl_c_and_resume(tmp_path, model, frames):
     proc.send_signal(signal.SIGINT)
     rc = proc.wait(timeout=30)
     reader.join(5)
-    err = proc.stderr.read()
+    err_reader.join(5)
+    err = "".join(err_lines)
     assert rc == 0, err
+    assert "stopping after the current frame" in err
     text = "".join(lines)
     assert "3 frames already done" in text and "f_3.npy" in text and "f_0.npy" not in text.split("Ctrl-C")[1]
     assert "broken.npy" in err and "Traceback" not in err

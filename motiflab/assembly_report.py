@@ -308,7 +308,8 @@ def _compare(observed, samples, kind) -> NullEntropy:
     else:
         verdict, words = "chance", "no more ordered than chance"
     zs = f"{z:+.1f} σ" if np.isfinite(z) else ("below every null grid" if z < 0 else "above every null grid")
-    sentence = f"{words}: entropy {observed:.2f} bits vs {mean:.2f} ± {std:.2f} for {label} ({zs})"
+    d = 2 if std >= 0.01 or std == 0 else 3  # a spread of 0.004 should not read as "± 0.00"
+    sentence = f"{words}: entropy {observed:.{d}f} bits vs {mean:.{d}f} ± {std:.{d}f} for {label} ({zs})"
     return NullEntropy(kind=kind, label=label, description=description, mean=mean, std=std,
                        samples=samples, z=float(z), frac_below=below, verdict=verdict, sentence=sentence)
 

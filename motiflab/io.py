@@ -11,7 +11,9 @@ stay fast.
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,24 @@ class Calibration:
         """(row, col) pixel coordinates → physical coordinates in ``units``."""
         p = np.asarray(positions_px, dtype=np.float64)
         return p * self.scale + np.asarray(self.offset)
+
+
+class _QuietReaderErrors(logging.Filter):
+    """Drops HyperSpy's "please report this error" log record while :func:`load` reads a file.
+
+    ``load`` turns the reader's exception into one clear message of its own; the
+    extra red log line (one per corrupt file, on every frame of ``motiflab
+    watch``) only confuses. Only the thread inside ``load`` is affected.
+    """
+
+    active = threading.local()
+
+    def filter(self, record):
+        return not getattr(self.active, "on", False) or record.levelno < logging.ERROR
+
+
+_QUIET = _QuietReaderErrors()
+logging.getLogger("hyperspy.io").addFilter(_QUIET)
 
 
 def import_hyperspy():
@@ -119,7 +139,11 @@ def load(source, frame=None, lazy=False):
                 sig = Signal2D(np.load(path, allow_pickle=False))
                 sig.metadata.General.title = path.stem
             else:
-                sig = hs.load(str(path), lazy=lazy)
+                _QUIET.active.on = True
+                try:
+                    sig = hs.load(str(path), lazy=lazy)
+                finally:
+                    _QUIET.active.on = False
         except Exception as exc:  # any reader error becomes one clear message
             raise InputFileError(
                 f"could not read {str(path)!r} ({type(exc).__name__}: {exc}). motiflab reads every format "

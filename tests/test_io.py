@@ -164,3 +164,31 @@ def test_label_text_is_readable_on_any_motif_colour(background):
 
     assert contrast(background, text_color(background)) >= 4.5  # WCAG AA for normal text
     assert all(contrast(c, text_color(c)) >= 4.5 for c in motif_colors(60))
+
+
+def test_a_corrupt_file_gives_one_message_not_hyperspys_report_line(tmp_path):
+    """HyperSpy logs "please report this error" for a file it cannot read; motiflab.load says it once, itself."""
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = logging.getLogger("hyperspy.io")
+    handler = Keep(level=logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        bad = tmp_path / "frame.tif"
+        bad.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+        with pytest.raises(InputFileError, match="could not read"):
+            io.load(bad)
+        assert not [r for r in records if r.levelno >= logging.ERROR]
+        import hyperspy.api as hs
+
+        with pytest.raises(Exception):
+            hs.load(str(bad))  # HyperSpy's own call still logs as HyperSpy does
+        assert [r for r in records if r.levelno >= logging.ERROR]
+    finally:
+        logger.removeHandler(handler)

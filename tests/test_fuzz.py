@@ -519,7 +519,7 @@ def test_full_runs_with_extreme_but_valid_parameters(params):
 def _core():
     """Every public function of the core, with a strategy for each of its arguments."""
     from motiflab import assembly, columns, hierarchy, io as mio, lattice, layout, motifs, neighbors, noise, patches
-    from motiflab import smoothing, variation, zernike
+    from motiflab import assembly_report, smoothing, variation, zernike
 
     img, pos, lab, feat, pat = image_s(), positions_s(), labels_s(), features_s(), patches_s()
     num = HOSTILE_NUMBERS
@@ -616,6 +616,10 @@ def _core():
         "entropy_null": (lambda grid, n_repeats: assembly.entropy_null(grid, n_repeats=n_repeats), [grid, st.one_of(st.integers(1, 3), num)]),
         "label_grid": (assembly.label_grid, [pos, lab, lattice_s()]),
         "checkerboard_parity": (assembly.checkerboard_parity, [grid]),
+        "assembly_report": (lambda grid, n_repeats, top, seed, nulls: assembly_report.assembly_report(
+            grid, n_repeats=n_repeats, top=top, seed=seed, nulls=nulls),
+                            [grid, st.one_of(st.integers(1, 3), num), st.one_of(SMALL_INT, num), st.one_of(SMALL_INT, num),
+                             st.one_of(choice_s("shuffled", "random", "blocks"), st.just(("shuffled", "blocks")), JUNK)]),
         # variation
         "anchors_from_labels": (variation.anchors_from_labels, [feat, lab, st.one_of(st.just([0, 1, 2]), JUNK)]),
         "anchor_distances": (variation.anchor_distances, [feat, feat]),

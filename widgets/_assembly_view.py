@@ -70,7 +70,7 @@ def _level_label(lr):
     lines = [f"level {lr.level}: {side} units", f"{lr.n_windows:,} {word}, {lr.n_observed:,} of",
              f"{lr.n_possible:,} motifs seen"]
     for f, (k, _) in sorted(lr.cover.items()):
-        lines.append(f"{k} make up {100 * f:.0f} %")
+        lines.append(f"{k:,} make up {100 * f:.0f} %")
     if lr.n_hidden:
         lines.append(f"(+{lr.n_hidden:,} not shown)")
     return "\n".join(lines)

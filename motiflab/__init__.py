@@ -75,8 +75,8 @@ _LAZY = {
     "MotifModel": "model",
     "load_model": "model",
 }
-_SUBMODULES = {"analysis", "analysis_file", "assembly", "batch", "cli", "colors", "columns", "curation", "datasets",
-               "errors", "files", "hierarchy", "io", "lattice", "layout", "memory", "metrics", "model", "motifs",
+_SUBMODULES = {"analysis", "analysis_file", "assembly", "assembly_report", "batch", "cli", "colors", "columns",
+               "curation", "datasets", "errors", "files", "hierarchy", "io", "lattice", "layout", "memory", "metrics", "model", "motifs",
                # live: also callable, motiflab.live(folder, model) opens the JupyterLab live view
                "live", "neighbors", "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "tiles", "variation",
                "widgets", "zernike"}

@@ -14,7 +14,12 @@ up: event delivery, or the settle time when polling) and *processing*
 load average (the 2-core machines are shared, so the load is part of the
 result).
 
-Usage: ``python benchmarks/bench_live.py [--frames 100] [--size 1024] [--no-events] [--quick]``.
+With ``--view`` the frames are followed by the JupyterLab live view
+(:class:`motiflab.widgets.live.LiveView`, no browser attached) and latency
+ends when the view has taken the frame in: the micrograph, columns, class
+averages, populations row and alerts updated in its Bokeh document.
+
+Usage: ``python benchmarks/bench_live.py [--frames 100] [--size 1024] [--no-events] [--view] [--quick]``.
 Every random step is seeded (frame seeds = index, layout seed 0).
 """
 from __future__ import annotations
@@ -45,6 +50,7 @@ def main(argv=None):
     ap.add_argument("--distinct", type=int, default=6, help="distinct synthetic frames cycled through")
     ap.add_argument("--no-events", action="store_true", help="poll only (the network-share path)")
     ap.add_argument("--poll", type=float, default=0.5)
+    ap.add_argument("--view", action="store_true", help="until the JupyterLab live view has shown the frame")
     ap.add_argument("--quick", action="store_true", help="10 frames of 512² (a smoke run)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -70,8 +76,20 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "acq"
         src.mkdir()
-        w = Watcher(src, model, out_dir=Path(tmp) / "res", poll=args.poll, events=not args.no_events,
-                    on_frame=on_frame)
+        if args.view:
+            from motiflab.widgets.live import LiveView
+
+            class TimedView(LiveView):
+                def _on_frame(self, res):
+                    super()._on_frame(res)  # the view has the frame: then the clock stops
+                    on_frame(res)
+
+            view = TimedView(src, model, out_dir=Path(tmp) / "res", poll=args.poll, events=not args.no_events,
+                             start=False)
+            w = view.watcher
+        else:
+            w = Watcher(src, model, out_dir=Path(tmp) / "res", poll=args.poll, events=not args.no_events,
+                        on_frame=on_frame)
         w.start()
         load0 = os.getloadavg()
         lat, proc, cols = [], [], []
@@ -99,12 +117,13 @@ def main(argv=None):
     lat, proc = np.array(lat), np.array(proc)
     wait = lat - proc
     mode = "polling" if args.no_events else "events + polling"
-    print(f"\nlive latency, {args.size}² frames, {mode} every {args.poll:g} s, {len(lat)} frames "
+    print(f"\nlive latency{' (live view)' if args.view else ''}, {args.size}² frames, {mode} every {args.poll:g} s, {len(lat)} frames "
           f"(~{int(np.median(cols))} columns each), {os.cpu_count()} cores, load average "
           f"{load0[0]:.1f} → {load1[0]:.1f}")
     print("| | median | 95th percentile | max |")
     print("|---|---:|---:|---:|")
-    for name, v in (("landed → result written (s)", lat), ("waiting for the file (s)", wait),
+    end = "result written and shown" if args.view else "result written"
+    for name, v in ((f"landed → {end} (s)", lat), ("waiting for the file" + (" + updating the view" if args.view else "") + " (s)", wait),
                     ("processing (s)", proc)):
         print(f"| {name} | {np.median(v):.2f} | {np.percentile(v, 95):.2f} | {v.max():.2f} |")
     return 0

@@ -374,7 +374,7 @@ def attach_noise(labels, X, quantile=0.99):
 
 def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,
                 features=None, evidence=None, spacing=None, column_sigma=None, min_separation=MIN_SEPARATION,
-                positions=None, rotations=1, random_state=0):
+                positions=None, rotations=1, random_state=0, lattice_vectors=None, evidence_scale=1.0):
     """Cluster a layout into motifs, keep as many as the evidence supports, and average the patches of each.
 
     Parameters
@@ -413,7 +413,16 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
         so motifs that differ only in orientation are neither kept apart nor
         split. 1 (default) compares the patches as they are.
     random_state : int
-        Seed for the subsample of large layouts (see :func:`cluster_layout`).
+        Seed for the subsample of large layouts (see :func:`cluster_layout`)
+        and of the superlattice test's random halves.
+    lattice_vectors : ndarray (2, 2), optional
+        The column lattice in image px, (row, col) like ``positions``: with
+        ``evidence``, ``positions`` and ``rotations == 1``, motifs whose members
+        alternate between two kinds of column on it are split
+        (:func:`motiflab.superlattice.split_by_superlattice`).
+    evidence_scale : float
+        Image px per evidence-patch px (``spacing`` and ``column_sigma`` are in
+        evidence-patch px).
 
     Returns
     -------
@@ -443,6 +452,12 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
         with single_threaded_blas():
             labels = refine_motifs(labels, ev.reshape(len(ev), -1), P, spacing, sigma, min_separation,
                                    min_size=mcs, positions=positions)
+            if lattice_vectors is not None and positions is not None and int(rotations) == 1:
+                from .superlattice import split_by_superlattice
+
+                labels = split_by_superlattice(labels, ev.reshape(len(ev), -1), P, spacing, sigma, positions,
+                                               lattice_vectors, scale=float(evidence_scale), min_size=mcs,
+                                               seed=random_state, min_separation=min_separation)
     if features is not None:
         labels = attach_noise(canonical_labels(labels), features)
     # canonical numbers: the same partition always gets the same numbers

@@ -226,7 +226,8 @@ def compute_motifs(an):
     motifs = find_motifs(an.get("layout").embedding, pt.patches, **stage_kwargs(an.params, "motifs"),
                          features=feats.X, evidence=pt.evidence,
                          spacing=cols.spacing / pt.evidence_scale, column_sigma=cols.column_sigma / pt.evidence_scale,
-                         positions=an.positions, rotations=rotations, random_state=an.params["seed"])
+                         positions=an.positions, rotations=rotations, random_state=an.params["seed"],
+                         lattice_vectors=cols.lattice_vectors, evidence_scale=pt.evidence_scale)
     if an.edits:
         from .curation import apply_edits
 

@@ -35,9 +35,10 @@ EXPECTED_MOTIFS = {"MoSe2": 2, "WS2": 2, "adf": 2, "abf": 4}
 def test_defect_free_crystal_gives_one_motif_per_sublattice_and_orientation(kind):
     """At every dose of the sweep; lower dose never gives more motifs.
 
-    ABF below a 30-count background (3 ADF-peak counts) is the one exception the counts
-    force: there A and B columns, and the two O orientations, are under 2 noise units of a
-    single column apart, so they merge (fewer, never more).
+    ABF below a 30-count background (3 ADF-peak counts): A and B columns, and the two O
+    orientations, are under 2 noise units of a single column apart, so the layout and the
+    single-column tests lump them; their alternation on the lattice keeps them apart
+    (motiflab.superlattice), with a lower but clear ARI at 1 count.
     """
     from motiflab.datasets import make_perovskite, make_tmd
 
@@ -52,12 +53,10 @@ def test_defect_free_crystal_gives_one_motif_per_sublattice_and_orientation(kind
         ok, truth = _truth_labels(an, sim)
         n = an.motifs.n_motifs
         found.append(n)
-        if kind == "abf" and counts < 10:
-            assert 1 <= n <= EXPECTED_MOTIFS[kind], (kind, counts, n)
-            continue
         assert n == EXPECTED_MOTIFS[kind], (kind, counts, n)
         score = clustering_scores(truth[ok], an.motifs.labels[ok])
-        assert score["ari"] > 0.98, (kind, counts, score)
+        floor = {3.0: 0.95, 1.0: 0.8}.get(counts, 0.98) if kind == "abf" else 0.98
+        assert score["ari"] > floor, (kind, counts, score)
     assert all(b <= a for a, b in zip(found, found[1:])), found
 
 

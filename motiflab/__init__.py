@@ -78,7 +78,8 @@ _LAZY = {
 _SUBMODULES = {"analysis", "analysis_file", "assembly", "assembly_report", "batch", "cli", "colors", "columns",
                "curation", "datasets", "errors", "files", "hierarchy", "io", "lattice", "layout", "memory", "metrics", "model", "motifs",
                # live: also callable, motiflab.live(folder, model) opens the JupyterLab live view
-               "live", "neighbors", "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "tiles", "variation",
+               "live", "neighbors", "noise", "parameters", "patches", "results", "sites", "smoothing", "stages", "superlattice", "tiles",
+               "variation",
                "widgets", "zernike"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)

@@ -30,14 +30,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PeakRSS, Row, finish, format_table, machine_notes  # noqa: E402
 
 
-def _explorer(n_target, seed=0):
-    from motiflab.analysis import Analysis
+def tmd_image(n_target, seed=0):
+    """A synthetic MoSe2 image with about ``n_target`` analysed columns; returns ``(image, side)``.
+
+    Also used by ``bench_explorer_browser.py``, so both benchmarks time the same images.
+    """
     from motiflab.datasets import make_tmd
-    from motiflab.widgets import Explorer
 
     # the built-in sample's density: ~2000 analysed columns in 512² px at 0.02 nm/px
     side = int(512 * np.sqrt(n_target / 2000))
-    img = make_tmd("MoSe2", shape=(side, side), chalcogen_vacancy_rate=0.03, dose=60, seed=seed)
+    return make_tmd("MoSe2", shape=(side, side), chalcogen_vacancy_rate=0.03, dose=60, seed=seed), side
+
+
+def _explorer(n_target, seed=0):
+    from motiflab.analysis import Analysis
+    from motiflab.widgets import Explorer
+
+    img, side = tmd_image(n_target, seed)
     t0 = time.perf_counter()
     an = Analysis(img.to_signal(), seed=0).run()
     setup = time.perf_counter() - t0

@@ -238,3 +238,19 @@ def run_notebook(page, server, name):
         return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel
             && w.sessionContext.session.kernel.status === 'idle'; }""", timeout=60000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def open_explorer(page, server, name, timeout=180000):
+    """Open notebook ``name`` (whose cell shows an explorer), run it, wait for the first run and the Bokeh views.
+
+    The ``_ml`` page helpers are installed on return. ``timeout`` (ms) bounds the explorer's first run.
+    """
+    run_notebook(page, server, name)
+    page.locator(".motiflab-explorer").wait_for(state="visible", timeout=60000)
+    page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
+        return e && /ready · run 1\\b/.test(e.innerText); }""", timeout=timeout)
+    page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.roots.length > 0", timeout=30000)
+    install_helpers(page)
+    page.wait_for_function("""() => { const m = _ml.model('columns'); const v = _ml.view('embedding');
+        return m && v && m.data.ex && m.data.ex.length > 0; }""", timeout=30000)
+    page.wait_for_timeout(800)

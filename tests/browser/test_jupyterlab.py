@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
-from .conftest import PageLog, install_helpers, jupyterlab_server, require_jupyterlab, run_notebook
+from .conftest import PageLog, install_helpers, jupyterlab_server, open_explorer, require_jupyterlab, run_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("jupyterlab")]
 
@@ -157,15 +157,7 @@ def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, ar
 
 def _open_and_run(page, lab):
     """Open the smoke notebook, run it and wait for the explorer's first run and its Bokeh views."""
-    run_notebook(page, lab, "explorer_smoke.ipynb")
-    page.locator(".motiflab-explorer").wait_for(state="visible", timeout=60000)
-    page.wait_for_function("""() => { const e = document.querySelector('.motiflab-explorer');
-        return e && /ready · run 1\\b/.test(e.innerText); }""", timeout=180000)
-    page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.roots.length > 0", timeout=30000)
-    install_helpers(page)
-    page.wait_for_function("""() => { const m = _ml.model('columns'); const v = _ml.view('embedding');
-        return m && v && m.data.ex && m.data.ex.length > 0; }""", timeout=30000)
-    page.wait_for_timeout(800)
+    open_explorer(page, lab, "explorer_smoke.ipynb")
 
 
 def test_explorer_fits_a_laptop_screen_and_plays_back_without_the_kernel(browser, lab, artifacts):

@@ -64,7 +64,9 @@ def _counts(Xc, P, sites, sigma):
     G = np.exp(-0.5 * ((yy[None] - sites[:, 0, None, None]) ** 2 + (xx[None] - sites[:, 1, None, None]) ** 2)
                / sigma**2).reshape(len(sites), -1)
     G /= np.sqrt((G**2).sum(1, keepdims=True))
-    return np.asarray(Xc, np.float64) @ G.T
+    # float32 product (the caller runs the motif step on one BLAS thread, so the sums do
+    # not depend on the thread count), float64 from there on
+    return (np.asarray(Xc, np.float32) @ G.T.astype(np.float32)).astype(np.float64)
 
 
 def parity_contrast(counts, group, half):

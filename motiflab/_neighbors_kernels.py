@@ -113,6 +113,21 @@ def finalize(X, hi, k, out_idx, out_dist):
 # --------------------------------------------------------------------------
 # approximate search: nearest cells
 # --------------------------------------------------------------------------
+@numba.njit(cache=True)
+def insert_sorted(vals, idx, p, v, j):
+    """Put ``(v, j)`` into the ascending ``vals[:p + 1]`` / ``idx``, the slot ``p`` free (or dropped).
+
+    Larger entries move one place up; an equal one stays before the new
+    entry, so ties keep their order of arrival.
+    """
+    while p > 0 and vals[p - 1] > v:
+        vals[p] = vals[p - 1]
+        idx[p] = idx[p - 1]
+        p -= 1
+    vals[p] = v
+    idx[p] = j
+
+
 @numba.njit(cache=True, parallel=True)
 def smallest_k(D, out):
     """Column indices of the ``out.shape[1]`` smallest entries of each row of ``D`` (sorted)."""
@@ -126,13 +141,7 @@ def smallest_k(D, out):
             v = D[i, j]
             if m == k and not v < vals[k - 1]:
                 continue
-            p = m if m < k else k - 1
-            while p > 0 and vals[p - 1] > v:
-                vals[p] = vals[p - 1]
-                idx[p] = idx[p - 1]
-                p -= 1
-            vals[p] = v
-            idx[p] = j
+            insert_sorted(vals, idx, m if m < k else k - 1, v, j)
             if m < k:
                 m += 1
         for p in range(k):

@@ -7,9 +7,10 @@ import numba
 import numpy as np
 
 from ._layout_kernels import FLOAT_FLAGS, pair_coef
+from ._neighbors_kernels import insert_sorted
 from ._random_kernels import GOLDEN, mix64, next64
 
-__all__ = ["row_keys", "place_points"]
+__all__ = ["row_keys", "place_points", "rerank_exact"]
 
 
 @numba.njit(cache=True, parallel=True)
@@ -126,48 +127,8 @@ def rerank_exact(Xfit, X, cand, k, idx, dist):
             for p in range(d):
                 t = np.float64(Xfit[j, p]) - np.float64(X[i, p])
                 s += t * t
-            s = math.sqrt(s)
-            # stable insertion: a later candidate (higher index) goes after an equal one
-            q = c
-            while q > 0 and best_d[q - 1] > s:
-                best_d[q] = best_d[q - 1]
-                best_j[q] = best_j[q - 1]
-                q -= 1
-            best_d[q] = s
-            best_j[q] = j
+            # stable: a later candidate (higher index) goes after an equal one
+            insert_sorted(best_d, best_j, c, math.sqrt(s), j)
         for c in range(k):
             idx[i, c] = best_j[c]
             dist[i, c] = np.float32(best_d[c])
-
-
-@numba.njit(cache=True, parallel=True)
-def smallest_per_row(P, sq, kc, out):
-    """Column indices of the ``kc`` smallest ``sq[j] - 2 P[i, j]`` of every row ``i`` (any order).
-
-    ``P`` holds the products of a block of queries with the training rows, so
-    the values are squared distances less the queries' own norms: the order
-    of a row is its neighbours' order. Replaces ``argpartition`` over the
-    full block, whose per-row overhead dominated at a few hundred columns.
-    """
-    m, n = P.shape
-    for i in numba.prange(m):
-        best_v = np.empty(kc, np.float64)
-        best_j = np.empty(kc, np.int64)
-        filled = 0
-        for j in range(n):
-            v = np.float64(sq[j]) - 2.0 * np.float64(P[i, j])
-            if filled < kc:
-                q = filled
-                filled += 1
-            elif v < best_v[kc - 1]:
-                q = kc - 1
-            else:
-                continue
-            while q > 0 and best_v[q - 1] > v:
-                best_v[q] = best_v[q - 1]
-                best_j[q] = best_j[q - 1]
-                q -= 1
-            best_v[q] = v
-            best_j[q] = j
-        for c in range(kc):
-            out[i, c] = best_j[c]

@@ -199,13 +199,9 @@ def split_by_superlattice(labels, X, patch_size, spacing, sigma, positions, latt
 
     Parameters
     ----------
-    labels : ndarray (N,) int
-        Motif labels, -1 unassigned (left alone).
-    X : ndarray (N, P*P)
-        Variance-stabilised, flattened patches.
-    patch_size : int
-    spacing, sigma : float
-        Nearest-neighbour distance and column width in patch px.
+    labels, X, patch_size, spacing, sigma
+        As in :func:`motiflab.separation.split_hidden` (``spacing`` and
+        ``sigma`` in patch px).
     positions : ndarray (N, 2)
         Column positions in image px.
     lattice_vectors : ndarray (2, 2)

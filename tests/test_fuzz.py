@@ -58,6 +58,19 @@ def budget(n):
                     suppress_health_check=list(HealthCheck), print_blob=False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _kernels_compiled():
+    """Compile every numba kernel before the timed calls (a no-op with a filled cache).
+
+    The time limits catch calls that hang; in a fresh environment the first
+    call of a kernel also compiles it (``side_sums`` took over 10 s on a
+    loaded CI machine), which is not what they are for.
+    """
+    from motiflab.warmup import warm_up
+
+    warm_up(progress=False)
+
+
 def _count(family):
     FUZZ_INPUTS[family] = FUZZ_INPUTS.get(family, 0) + 1
 

@@ -218,6 +218,18 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         list of str
             What was updated (``"columns"``, ``"layout"``, ``"motifs"``, ``"hierarchy"``).
         """
+        # one message per model and property for the whole update: without the hold, every
+        # assignment goes to the page on its own and each figure repainted 4-11 times per update
+        doc = self.source.document
+        if doc is not None:
+            doc.hold("combine")
+        try:
+            return self._update(an, hierarchy, summary, force)
+        finally:
+            if doc is not None:
+                doc.unhold()
+
+    def _update(self, an, hierarchy, summary, force):
         patches = an.patches
         lay = an.layout
         mot = an.motifs

@@ -81,7 +81,19 @@ class _QuietReaderErrors(logging.Filter):
 
 
 _QUIET = _QuietReaderErrors()
-logging.getLogger("hyperspy.io").addFilter(_QUIET)
+
+
+def _quiet_reader_logs():
+    """Put the filter on HyperSpy's and RosettaSciIO's loggers and on their handlers.
+
+    A logger's own filter sees only what is logged on it; the readers log on
+    child loggers (``rsciio.zspy._api``…) that propagate to these handlers.
+    """
+    for name in ("hyperspy", "hyperspy.io", "rsciio"):
+        logger = logging.getLogger(name)
+        logger.addFilter(_QUIET)  # no-op when already there
+        for handler in logger.handlers:
+            handler.addFilter(_QUIET)
 
 
 def import_hyperspy():
@@ -126,9 +138,10 @@ def load(source, frame=None, lazy=False):
         path = Path(source)
         if not path.exists():
             raise InputFileError(f"no such file: {str(path)!r}. Check the path (relative to {os.getcwd()!r}).")
-        if path.is_dir():
+        zspy = path.is_dir() and path.suffix.lower() == ".zspy"  # HyperSpy's zarr store is a folder
+        if path.is_dir() and not zspy:
             raise InputFileError(f"{str(path)!r} is a folder; give the image file inside it.")
-        if not path.is_file():  # a FIFO or a device would block the reader, or never end
+        if not (path.is_file() or zspy):  # a FIFO or a device would block the reader, or never end
             raise InputFileError(f"{str(path)!r} is not a regular file (a pipe or a device?); save the image to a "
                                  "file and give that.")
         if path.suffix.lower() == ".npz":
@@ -139,6 +152,7 @@ def load(source, frame=None, lazy=False):
                 sig = Signal2D(np.load(path, allow_pickle=False))
                 sig.metadata.General.title = path.stem
             else:
+                _quiet_reader_logs()
                 _QUIET.active.on = True
                 try:
                     sig = hs.load(str(path), lazy=lazy)

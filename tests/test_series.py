@@ -54,6 +54,9 @@ def test_series_frame_by_frame_with_a_failing_frame(model, tmp_path):
     got = np.asarray(back.data[5].compute())
     assert got.dtype == np.int16 and set(np.unique(got)) <= set(range(-2, model.n_motifs))
     assert (got == np.asarray(maps.data[5].compute())).all() and (np.asarray(back.data[3]) == -1).all()
+    # motiflab.load opens the store too (lazily, a frame at a time)
+    assert motiflab.load(tmp_path / "labels.zspy", lazy=True).axes_manager.navigation_shape == (8,)
+    assert np.array_equal(np.asarray(motiflab.load(tmp_path / "labels.zspy", frame=5).data), got)
 
 
 def test_lazy_file_stack_is_not_loaded(model, tmp_path):

@@ -33,7 +33,7 @@ from .column_counts import column_sites
 __all__ = ["MIN_T", "MIN_DPRIME", "split_by_superlattice", "parity_contrast"]
 
 #: cross-fitted t a parity split must reach (one-sided; about N(0, 1) without a
-#: difference, with heavier tails; 300 null trials of 400 members reached 3.0)
+#: difference, with heavier tails; 300 null trials of 400 members reached 2.9)
 MIN_T = 6.0
 
 #: smallest difference, in single-column noise units along the discriminant,

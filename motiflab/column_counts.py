@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from . import _separation_kernels as _k
 
-__all__ = ["column_sites", "column_counts", "principal_combination", "looks_mixed", "count_histogram",
+__all__ = ["column_sites", "column_counts", "site_counts", "principal_combination", "looks_mixed", "count_histogram",
            "fit_two_gaussians", "fit_tail_group"]
 
 
@@ -181,10 +181,20 @@ def column_counts(Xc, P, spacing, sigma, yy, xx):
         One column per atom column of :func:`column_sites`.
     """
     sites = column_sites(Xc.mean(0, dtype=np.float64).reshape(P, P), spacing, sigma)
+    return site_counts(Xc, sites, sigma, yy, xx)
+
+
+def site_counts(Xc, sites, sigma, yy, xx):
+    """Each member's matched-filter count at each of ``sites`` ((K, 2) patch px): a unit-norm Gaussian of width ``sigma``.
+
+    Returns
+    -------
+    ndarray (n, K) float64
+    """
     G = np.exp(-0.5 * ((yy[None] - sites[:, 0, None, None]) ** 2 + (xx[None] - sites[:, 1, None, None]) ** 2)
                / sigma**2).reshape(len(sites), -1)
     G /= np.sqrt((G**2).sum(1, keepdims=True))
-    return (Xc @ G.T.astype(np.float32)).astype(np.float64)
+    return (np.asarray(Xc, np.float32) @ G.T.astype(np.float32)).astype(np.float64)
 
 
 def principal_combination(counts) -> np.ndarray:

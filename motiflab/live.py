@@ -618,7 +618,7 @@ def watch(folder, model, out_dir=None, pattern=None, poll=0.5, max_frames=None, 
           events=None, quiet=False, stream=None, err_stream=None, alerts=None, new_columns_alert=True) -> Watcher:
     """Watch a folder in the foreground, printing one line per frame (what ``motiflab watch`` runs).
 
-    ``alerts`` (``{"motif 2": 0.05}`` or strings for :func:`parse_alert`) and
+    ``alerts`` (strings for :func:`parse_alert`, e.g. ``["motif 2 > 5%"]``) and
     ``new_columns_alert`` print an ``ALERT`` line (on the error stream, with a
     terminal bell) for each frame that crosses them (:func:`check_alerts`).
     Returns the :class:`Watcher` after Ctrl-C, ``max_frames`` frames or ``timeout`` seconds.
@@ -638,11 +638,7 @@ def watch(folder, model, out_dir=None, pattern=None, poll=0.5, max_frames=None, 
     w = Watcher(folder, model, out_dir=out_dir, pattern=pattern, poll=poll, shape=shape, events=events,
                 on_frame=say)
     n_motifs = getattr(w.model, "n_motifs", None)
-    thresholds = {}
-    for item in ([] if alerts is None else alerts.items() if isinstance(alerts, dict) else alerts):
-        key, limit = parse_alert(item, n_motifs) if isinstance(item, str) else parse_alert(
-            f"{item[0]} > {100 * float(item[1])}%", n_motifs)
-        thresholds[key] = limit
+    thresholds = dict(parse_alert(item, n_motifs) for item in (alerts or ()))
     if not quiet:
         mode = "file events + polling" if w.events else "polling"
         print(f"watching {w.folder} ({', '.join(w.patterns)}; {mode} every {w.poll:g} s) → {w.out_dir}; "

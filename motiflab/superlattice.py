@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .column_counts import column_sites
+from .column_counts import column_sites, site_counts
+from .discriminant import centre_window, pixel_weights
+from .separation import MIN_SEPARATION, merge_indistinguishable
 
 __all__ = ["MIN_T", "MIN_DPRIME", "split_by_superlattice", "parity_contrast"]
 
@@ -57,16 +59,6 @@ def _lattice_sites(mean_patch, spacing, sigma, vectors_px):
         inside = ((off >= 1.5 * sigma) & (off <= P - 1 - 1.5 * sigma)).all(1)
         sites.append(off[inside])
     return np.vstack(sites)
-
-
-def _counts(Xc, P, sites, sigma):
-    yy, xx = np.mgrid[0:P, 0:P]
-    G = np.exp(-0.5 * ((yy[None] - sites[:, 0, None, None]) ** 2 + (xx[None] - sites[:, 1, None, None]) ** 2)
-               / sigma**2).reshape(len(sites), -1)
-    G /= np.sqrt((G**2).sum(1, keepdims=True))
-    # float32 product (the caller runs the motif step on one BLAS thread, so the sums do
-    # not depend on the thread count), float64 from there on
-    return (np.asarray(Xc, np.float32) @ G.T.astype(np.float32)).astype(np.float64)
 
 
 def parity_contrast(counts, group, half):
@@ -140,7 +132,7 @@ def _main_site(f, bins=10, radius=0.2):
 def _site_signatures(labels, pos, Vinv):
     """Per motif: its site in the cell, and its value in each parity partition it keeps to.
 
-    Returns ``{motif: (site_key, parities)}``: ``parities`` holds, for the
+    Returns ``{motif: (site, parities)}``: ``site`` in cell fractions, ``parities`` holds, for the
     partitions along the first vector, the second and their sum, 0 or 1 when
     at least :data:`_ON_SITE` of the members share it, else None.
     """
@@ -157,7 +149,7 @@ def _site_signatures(labels, pos, Vinv):
         for g in (n[:, 0] & 1, n[:, 1] & 1, (n[:, 0] + n[:, 1]) & 1):
             share = g.mean()
             parities.append(1 if share >= _ON_SITE else 0 if share <= 1 - _ON_SITE else None)
-        out[int(c)] = (tuple(np.round(site * 10).astype(int) % 10), tuple(parities))
+        out[int(c)] = (site, tuple(parities))
     return out
 
 
@@ -169,15 +161,18 @@ def _merge_same_sites(labels, X, patch_size, spacing, pos, Vinv, min_separation)
     orientation that sat with the other orientation's cluster); motifs of
     different parity are never merged here, so the splits stand.
     """
-    from .discriminant import centre_window, pixel_weights
-    from .separation import merge_indistinguishable
-
     sig = _site_signatures(labels, pos, Vinv)
-    groups = {}
-    for c, key in sig.items():
-        if any(p is not None for p in key[1]):  # only motifs a parity split made
-            groups.setdefault(key, []).append(c)
-    for members in groups.values():
+    groups = []  # [(site, parities, motifs)]: one site (within a tenth of the cell, on the torus) and parity
+    for c, (site, parities) in sig.items():
+        if all(p is None for p in parities):
+            continue  # only motifs a parity split made
+        for g_site, g_par, members in groups:
+            if g_par == parities and (np.abs(np.mod(site - g_site + 0.5, 1.0) - 0.5) <= 0.1).all():
+                members.append(c)
+                break
+        else:
+            groups.append((site, parities, [c]))
+    for _site, _parities, members in groups:
         if len(members) < 2:
             continue
         sub = np.full(len(labels), -1, np.int64)
@@ -194,7 +189,7 @@ def _merge_same_sites(labels, X, patch_size, spacing, pos, Vinv, min_separation)
 
 def split_by_superlattice(labels, X, patch_size, spacing, sigma, positions, lattice_vectors, scale=1.0,
                           min_size=5, min_t=MIN_T, min_dprime=MIN_DPRIME, max_motifs=64, seed=0,
-                          min_separation=2.5):
+                          min_separation=MIN_SEPARATION):
     """Split motifs whose members alternate between two kinds of column on the lattice (see module notes).
 
     Parameters
@@ -259,7 +254,9 @@ def split_by_superlattice(labels, X, patch_size, spacing, sigma, positions, latt
             partitions = [(n[:, 0] & 1) == 1, (n[:, 1] & 1) == 1, ((n[:, 0] + n[:, 1]) & 1) == 1]
         Xc = X[idx]
         sites = _lattice_sites(Xc.mean(0, dtype=np.float64).reshape(P, P), spacing, sigma, V / float(scale))
-        counts = _counts(Xc, P, sites, sigma)
+        yy, xx = np.mgrid[0:P, 0:P]
+        # float32 product (the motif step runs on one BLAS thread: the same sums for any thread count)
+        counts = site_counts(Xc, sites, sigma, yy, xx)
         half = rng.random(len(idx)) < 0.5
         best = None
         for g in partitions:

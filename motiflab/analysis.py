@@ -46,6 +46,14 @@ class _Failed:
         self.message = str(exc)
 
 
+def check_save_suffix(path) -> str:
+    """The suffix :meth:`Analysis.save` writes for ``path`` (``.hspy`` or ``.npz``); refuses any other."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".hspy", ".npz"):
+        raise MotifLabError(f"save to .hspy (the whole analysis) or .npz (the RESULT arrays); got {str(path)!r}.")
+    return suffix
+
+
 class Analysis:
     """One micrograph's motif analysis: parameters + cached stage results.
 
@@ -355,13 +363,11 @@ class Analysis:
         """
         from .files import check_writable, write_atomic
 
-        suffix = Path(path).suffix.lower()
+        suffix = check_save_suffix(path)
         if suffix == ".hspy":
             from .analysis_file import save_analysis
 
             return save_analysis(self, path, overwrite=overwrite)
-        if suffix != ".npz":
-            raise MotifLabError(f"save to .hspy (the whole analysis) or .npz (the RESULT arrays); got {str(path)!r}.")
         check_writable(path, overwrite, inputs=self.input_files())
         arrays = self.result_arrays()
         return write_atomic(path, lambda f: np.savez_compressed(f, **arrays), overwrite, inputs=self.input_files())

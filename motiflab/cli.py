@@ -94,13 +94,14 @@ def _check_outputs(paths, overwrite, inputs=()):
 
 
 def cmd_run(args) -> int:
-    from .analysis import Analysis
+    from .analysis import Analysis, check_save_suffix
 
     save_model, use_model = getattr(args, "save_model", None), getattr(args, "model", None)
     if save_model and use_model:
         raise MotifLabError("--model applies a saved model and --save-model fits a new one; give one of them.")
     _check_outputs([args.out, args.hierarchy, args.report, args.table, save_model], args.overwrite,
                    inputs=[args.image, use_model])  # fail before the work
+    check_save_suffix(args.out)
     t0 = time.perf_counter()
     if use_model:
         from .model import load_model

@@ -144,6 +144,17 @@ def test_two_outputs_with_one_name_are_refused(tmp_path, image_file, capsys):
     assert "same file" in capsys.readouterr().err and not out.exists()
 
 
+def test_an_output_of_the_wrong_kind_is_refused_before_the_work(tmp_path, image_file, capsys, monkeypatch):
+    # the suffix of --out was checked only when saving, after the whole analysis had run
+    def no_run(self):
+        raise AssertionError("the analysis ran")
+
+    monkeypatch.setattr(motiflab.Analysis, "run", no_run)
+    assert main(["run", str(image_file), "--out", str(tmp_path / "result"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert ".hspy" in err and ".npz" in err and "result" in err
+
+
 @pytest.mark.parametrize("case", ["directory", "symlink", "long", "temporary"])
 def test_hostile_output_paths(tmp_path, image_file, capsys, case):
     victim = tmp_path / "victim.txt"

@@ -1,7 +1,9 @@
 """numba kernels of column finding: the peak finder's filters and sub-pixel fits (:mod:`motiflab.peaks`).
 
 Kept apart from the public module so that it reads as the method; each kernel
-is called from one place there, which validates its inputs first.
+is called from one place there, which validates its inputs first.  Each works
+on a range ``start..stop`` of rows (or positions) and releases the GIL;
+:func:`motiflab._threads.for_ranges` runs the ranges on the threads.
 """
 import numba
 import numpy as np
@@ -12,15 +14,15 @@ import numpy as np
 # (van Herk / Gil-Werman: running minima within blocks of 2r+1, forwards and
 # backwards; each window spans at most two blocks).  Threaded, 4-6x faster than
 # ndimage's single-threaded filter on 2048^2 with r = 30.
-@numba.njit(cache=True, parallel=True)
-def min_rows(src, r, out):
+@numba.njit(cache=True, nogil=True)
+def min_rows(start, stop, src, r, out):
     H, W = src.shape
     L = 2 * r + 1
     n = W + 2 * r
-    for i in numba.prange(H):
-        x = np.empty(n, np.float32)
-        g = np.empty(n, np.float32)
-        h = np.empty(n, np.float32)
+    x = np.empty(n, np.float32)
+    g = np.empty(n, np.float32)
+    h = np.empty(n, np.float32)
+    for i in range(start, stop):
         for j in range(n):
             x[j] = src[i, min(max(j - r, 0), W - 1)]
         for j in range(n):
@@ -31,13 +33,18 @@ def min_rows(src, r, out):
             out[i, j] = min(h[j], g[j + 2 * r])
 
 
-@numba.njit(cache=True, parallel=True)
-def min_cols(src, r, out):
+#: columns per task of :func:`min_cols`: its inner loops run along rows of this width (SIMD)
+MIN_COLS_CHUNK = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def min_cols(start, stop, src, r, out):
+    """:func:`min_rows` down the columns, for column chunks ``start..stop-1`` of ``MIN_COLS_CHUNK``."""
     H, W = src.shape
     L = 2 * r + 1
     n = H + 2 * r
-    CH = 64  # columns per task: the inner loops run along rows of this width (SIMD)
-    for c0 in numba.prange((W + CH - 1) // CH):
+    CH = MIN_COLS_CHUNK
+    for c0 in range(start, stop):
         a = c0 * CH
         b = min(W, a + CH)
         g = np.empty((n, b - a), np.float32)
@@ -63,10 +70,10 @@ def min_cols(src, r, out):
                 out[j, c] = min(h[j, c - a], g[j + 2 * r, c - a])
 
 
-@numba.njit(cache=True, parallel=True)
-def disk_max(img, dy, dx, out):
+@numba.njit(cache=True, nogil=True)
+def disk_max(start, stop, img, dy, dx, out):
     H, W = img.shape
-    for i in numba.prange(H):
+    for i in range(start, stop):
         for j in range(W):
             v = img[i, j]
             ok = True
@@ -113,15 +120,13 @@ def disc_buffers(r):
     return np.empty(m), np.empty(m), np.empty(m), np.empty(m)
 
 
-@numba.njit(cache=True, parallel=True)
-def com_refine(img, pos, radius, n_iter, bg):
-    n = pos.shape[0]
-    out = pos.copy()
+@numba.njit(cache=True, nogil=True)
+def com_refine(start, stop, img, pos, radius, n_iter, bg, out):
     r = int(np.ceil(radius))
     r2 = radius * radius
     inv2s2 = 1.0 / (2.0 * (0.5 * radius) ** 2)
-    for i in numba.prange(n):
-        ys, xs, d2, val = disc_buffers(r)
+    ys, xs, d2, val = disc_buffers(r)
+    for i in range(start, stop):
         cy = pos[i, 0]
         cx = pos[i, 1]
         for _ in range(n_iter):
@@ -153,48 +158,10 @@ def com_refine(img, pos, radius, n_iter, bg):
                 break
         out[i, 0] = cy
         out[i, 1] = cx
-    return out
 
 
-@numba.njit(cache=True, parallel=True)
-def gauss_refine(img, pos, bg):
-    # least-squares paraboloid fit to log(intensity) on the 3x3 neighbourhood: exact for a
-    # Gaussian peak, and separable so it stays stable on elongated peaks
-    n = pos.shape[0]
-    h, w = img.shape
-    out = pos.copy()
-    for i in numba.prange(n):
-        iy = int(np.floor(pos[i, 0] + 0.5))
-        ix = int(np.floor(pos[i, 1] + 0.5))
-        if iy < 1 or ix < 1 or iy >= h - 1 or ix >= w - 1:
-            continue
-        ok = True
-        L = np.empty((3, 3))
-        for a in range(3):
-            for b in range(3):
-                v = img[iy + a - 1, ix + b - 1] - bg[i]
-                if v <= 0:
-                    ok = False
-                L[a, b] = np.log(v) if v > 0 else 0.0
-        if not ok:
-            continue
-        # separable second differences averaged over the 3 rows / columns
-        gy = (L[2, :].sum() - L[0, :].sum()) / 6.0
-        gx = (L[:, 2].sum() - L[:, 0].sum()) / 6.0
-        hy = (L[2, :].sum() - 2 * L[1, :].sum() + L[0, :].sum()) / 3.0
-        hx = (L[:, 2].sum() - 2 * L[:, 1].sum() + L[:, 0].sum()) / 3.0
-        if hy >= 0 or hx >= 0:
-            continue
-        dy = -gy / hy
-        dx = -gx / hx
-        if abs(dy) <= 1.0 and abs(dx) <= 1.0:
-            out[i, 0] = iy + dy
-            out[i, 1] = ix + dx
-    return out
-
-
-@numba.njit(cache=True, parallel=True)
-def gauss2d_fit(img, pos, sigma, radius, n_iter, out, ok):
+@numba.njit(cache=True, nogil=True)
+def gauss2d_fit(start, stop, img, pos, sigma, radius, n_iter, out, ok):
     """Least-squares fit of ``A exp(-|x - p|² / 2σ²) + B`` (σ fixed) around each position.
 
     Gauss-Newton on (A, B, p_row, p_col) over the pixels within ``radius`` of
@@ -203,13 +170,12 @@ def gauss2d_fit(img, pos, sigma, radius, n_iter, out, ok):
     ``ok[i]`` is False where the fit failed (no positive amplitude, singular
     system); ``out[i]`` then keeps the start.
     """
-    n = pos.shape[0]
     r = int(np.ceil(radius))
     r2 = radius * radius
     inv2s2 = 1.0 / (2.0 * sigma * sigma)
-    for i in numba.prange(n):
-        ys, xs, d2, val = disc_buffers(r)
-        gauss = np.empty(len(d2))
+    ys, xs, d2, val = disc_buffers(r)
+    gauss = np.empty(len(d2))
+    for i in range(start, stop):
         y0 = pos[i, 0]
         x0 = pos[i, 1]
         py = y0
@@ -306,22 +272,22 @@ def _blur_rows_at(img, y, out_row):
         prev = cur
 
 
-@numba.njit(cache=True, parallel=True)
-def minus_laplacian(img, out):
-    """``out`` = 4 c - (its four neighbours), c = ``img`` after a 3x3 binomial blur; border zero.
+@numba.njit(cache=True, nogil=True)
+def minus_laplacian(start, stop, img, out):
+    """Rows ``start..stop-1`` of ``out`` = 4 c - (its four neighbours), c = ``img`` after a 3x3 binomial blur; border zero.
 
     Each row needs the blurred rows above and below it: computed per row in
-    thread-local buffers (three rows of work for one), one pass over memory.
+    the range's own buffers (three rows of work for one), one pass over memory.
     """
     h, w = img.shape
-    for y in numba.prange(h):
+    up = np.empty(w, np.float32)
+    mid = np.empty(w, np.float32)
+    down = np.empty(w, np.float32)
+    for y in range(start, stop):
         if y == 0 or y == h - 1:
             for x in range(w):
                 out[y, x] = 0.0
             continue
-        up = np.empty(w, np.float32)
-        mid = np.empty(w, np.float32)
-        down = np.empty(w, np.float32)
         _blur_rows_at(img, y - 1, up)
         _blur_rows_at(img, y, mid)
         _blur_rows_at(img, y + 1, down)

@@ -6,8 +6,9 @@ the initial layout, then hands them to :func:`relax`, which runs
 :mod:`motiflab.layout`; this module is private, so its names carry no
 underscore.  The random numbers come from :mod:`motiflab._random_kernels`.
 
-Each iteration is a synchronous (Jacobi) update computed in parallel over
-vertices by one numba kernel: vertex ``i`` sums the forces from its own CSR
+Each iteration is a synchronous (Jacobi) update computed by one numba kernel
+over contiguous chunks of vertices, one chunk per thread
+(:func:`motiflab._threads.for_ranges`): vertex ``i`` sums the forces from its own CSR
 row of the (symmetric) graph and from its negative samples, and writes only
 its own row of the next-position buffer.  The samples are drawn per block of
 16 consecutive vertices (each vertex uses as many as its weight asks for,
@@ -33,6 +34,7 @@ import numba
 import numpy as np
 
 from ._random_kernels import GOLDEN, mix64, next64
+from ._threads import for_ranges, n_threads
 
 #: Vertices that share one draw of negative samples per iteration (consecutive
 #: indices).  The samples' positions are gathered once per block instead of
@@ -239,50 +241,82 @@ def update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
     separate serial caller would get its own inlined, differently optimised
     copy; that broke the bit-identity in a fresh compile.)
 
-    The paper's two stages get their own copy of the loop with the exponents,
-    the force form and the neighbour check as literals (numba compiles the
-    helpers once per literal value); any other stage runs the copy with
-    run-time values, which costs one more compile, not one per exponent (so a
-    force slider that tries many exponents compiles nothing new).
+    This copy takes the exponents, the force form and the neighbour check at
+    run time: one compile serves every stage (a force slider that tries many
+    exponents compiles nothing new).  The paper's two stages have their own
+    copy, :func:`update_range_paper`.
     """
-    if not unit and not check_nbrs:
-        if n_int == 0 and m_int == 2:
-            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 0,
-                          beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
-            return
-        if n_int == 2 and m_int == 5:
-            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 2,
-                          beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
-            return
     update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
                   beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr)
 
 
-@numba.njit(cache=True, parallel=True)
-def fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
+#: (n, m) exponents of the paper's two stages, which :func:`fr_step_paper` runs with literal exponents
+PAPER_EXPONENTS = ((0, 2), (2, 5))
+
+
+@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
+def update_range_paper(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
+                        beta, m_exp, m_int, k_neg, lr, max_step, key_it, bx, by, bw, px, py, pr):
+    """:func:`update_range` for the paper's stages (``PAPER_EXPONENTS``, vector forces, no neighbour check).
+
+    The exponents are literals here (numba compiles the helpers once per
+    literal value), so the powers unroll: the default pipeline's loop.  It is a
+    kernel of its own so that a run of the paper's stages does not also compile
+    the run-time copy (~1.5 s on the first run in an environment).
+    """
+    if n_int == 0 and m_int == 2:
+        update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 0,
+                      beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
+    else:
+        update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 2,
+                      beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
+
+
+@numba.njit(cache=True, nogil=True)
+def fr_step(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
              beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
-    """One synchronous FR iteration over all vertices, threaded.
+    """Chunks ``t0..t1-1`` of one synchronous FR iteration (all of them: the whole iteration).
 
     The vertices are cut into one contiguous range per ``scratch`` row (one per
-    thread, or a single one for small inputs and single-threaded runs); vertex ``i``
-    reads ``Y`` and writes only ``Ynew[i]``, and the negative samples of its
-    block come from splitmix64 seeded by ``(seed, it, i // SAMPLE_BLOCK)``.
-    Hence the result does not depend on how the vertices are split between
-    threads.  ``scratch`` holds one (5, L) float32 buffer per thread (gathered
-    offsets and weights, sample positions), ``iscratch`` one (L,) int64
-    buffer of sample indices.
+    thread, or a single one for small inputs and single-threaded runs; the
+    caller runs the chunks on the threads with
+    :func:`motiflab._threads.for_ranges`); vertex ``i`` reads ``Y`` and writes
+    only ``Ynew[i]``, and the negative samples of its block come from
+    splitmix64 seeded by ``(seed, it, i // SAMPLE_BLOCK)``.  Hence the result
+    does not depend on how the vertices are split between threads.
+    ``scratch`` holds one (5, L) float32 buffer per chunk (gathered offsets and
+    weights, sample positions), ``iscratch`` one (L,) int64 buffer of sample
+    indices.
     """
     key_it = mix64(np.uint64(seed) ^ mix64(np.uint64(it) + GOLDEN))
     n = Y.shape[0]
-    nt = scratch.shape[0]  # one range per thread (the caller sizes scratch)
+    nt = scratch.shape[0]
     chunk = (n + nt - 1) // nt
-    for t in numba.prange(nt):
+    for t in range(t0, t1):
         lo = t * chunk
         hi = min(n, lo + chunk)
         update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
                       beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
                       scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
 
+
+# The same driver for the paper's stages.  (A numba kernel that takes the
+# range function as an argument is not cached between processes, so the few
+# lines are repeated.)
+@numba.njit(cache=True, nogil=True)
+def fr_step_paper(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
+                   beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
+    """:func:`fr_step` with :func:`update_range_paper` (``unit`` and ``check_nbrs`` must be False)."""
+    key_it = mix64(np.uint64(seed) ^ mix64(np.uint64(it) + GOLDEN))
+    n = Y.shape[0]
+    nt = scratch.shape[0]
+    chunk = (n + nt - 1) // nt
+    for t in range(t0, t1):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
+        update_range_paper(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp,
+                            n_int, beta, m_exp, m_int, k_neg, lr, max_step, key_it,
+                            scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
 
 
 def int_exponent(e):
@@ -370,12 +404,9 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
     # the rare, harmless extra repulsion it prevents.
     check_nbrs = bool(g.nnz > 0.02 * n * n)
     # one chunk of vertices (and one gather buffer, as long as the longest CSR
-    # row / sample count) per thread; a single chunk for small inputs
-    threads = numba.get_num_threads()
-    chunks = 1 if n <= serial_max_points else threads
-    # a single chunk runs with the other threads switched off for the call: idle
-    # OpenMP workers in the launch made 1.5k-point iterations 2.4x slower
-    one_thread = chunks == 1 and threads > 1
+    # row / sample count) per thread; a single chunk, on the calling thread, for
+    # small inputs (handing 1.5k points to threads made each iteration slower)
+    chunks = 1 if n <= serial_max_points else n_threads()
     width = int(max(np.diff(indptr).max(initial=0), n_neg.max(initial=0), 1))
     width = (width + 7) & ~7  # the force loops pad to a multiple of 8
     scratch = np.zeros((chunks, 5, width), dtype=np.float32)
@@ -396,19 +427,15 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
         for stage, cnt, fac in zip(stages, counts, factors):
             n_int = int_exponent(stage.n)
             m_int = int_exponent(stage.m)
+            paper = not unit and not check_nbrs and (n_int, m_int) in PAPER_EXPONENTS
+            step = fr_step_paper if paper else fr_step
             for t in range(cnt):
                 lr = float(stage.learning_rate) * float(fac[t])
-                if one_thread:
-                    numba.set_num_threads(1)
-                try:
-                    fr_step(Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
-                            f32(stage.alpha), float(stage.n), n_int,
-                            f32(stage.beta), float(stage.m), m_int,
-                            float(kneg), f32(lr), max_step, unit, check_nbrs, np.uint64(seed), it,
-                            scratch, iscratch)
-                finally:
-                    if one_thread:
-                        numba.set_num_threads(threads)
+                for_ranges(step, chunks, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
+                           f32(stage.alpha), float(stage.n), n_int,
+                           f32(stage.beta), float(stage.m), m_int,
+                           float(kneg), f32(lr), max_step, unit, check_nbrs, np.uint64(seed), it,
+                           scratch, iscratch, threads=chunks)
                 Y, Ynew = Ynew, Y
                 it += 1
                 if fi < len(its) and its[fi] == it:

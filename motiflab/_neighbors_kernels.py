@@ -9,7 +9,9 @@
 * :func:`fuzzy_weights` -- the directed UMAP-style memberships.
 
 Each point only writes its own row, so every kernel gives the same bits for
-any number of threads.  The Python side (checks, blocking, BLAS products)
+any number of threads.  The threaded kernels work on a range of rows
+``start..stop`` and release the GIL; :func:`motiflab._threads.for_ranges`
+runs the ranges.  The Python side (checks, blocking, BLAS products)
 lives in :mod:`motiflab.neighbors`; this module is private, so its names carry
 no underscore.
 """
@@ -25,8 +27,8 @@ import numpy as np
 CHUNK = 32
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
-def push_block(G, sqm, qidx, midx, hd, hi):
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def push_block(start, stop, G, sqm, qidx, midx, hd, hi):
     """Merge a block of dot products into the rows' sorted candidate lists.
 
     ``G[a, b] = <x_q, x_m>`` for queries ``q = qidx[a]`` and members
@@ -40,9 +42,9 @@ def push_block(G, sqm, qidx, midx, hd, hi):
     filter, identically for every thread count; the insertion recomputes it
     the same way.)
     """
-    nq, nm = G.shape
+    nm = G.shape[1]
     kk = hd.shape[1]
-    for a in numba.prange(nq):
+    for a in range(start, stop):
         i = qidx[a]
         worst = hd[i, kk - 1]
         for b0 in range(0, nm, CHUNK):
@@ -68,8 +70,8 @@ def push_block(G, sqm, qidx, midx, hd, hi):
                     worst = hd[i, kk - 1]
 
 
-@numba.njit(cache=True, parallel=True)
-def finalize(X, hi, k, out_idx, out_dist):
+@numba.njit(cache=True, nogil=True)
+def finalize(start, stop, X, hi, k, out_idx, out_dist):
     """Exact float64 distances of each row's candidates; keep the k nearest.
 
     The BLAS ranking (|a|^2 - 2ab + |b|^2 in float32) can swap near ties;
@@ -77,11 +79,11 @@ def finalize(X, hi, k, out_idx, out_dist):
     reproducible.  Rows with fewer than k candidates (cannot happen for
     valid inputs) are padded with their last neighbour.
     """
-    n, kk = hi.shape
+    kk = hi.shape[1]
     d = X.shape[1]
-    for i in numba.prange(n):
-        dist = np.empty(kk, dtype=np.float64)
-        idx = np.empty(kk, dtype=np.int64)
+    dist = np.empty(kk, dtype=np.float64)
+    idx = np.empty(kk, dtype=np.int64)
+    for i in range(start, stop):
         m = 0
         for p in range(kk):
             j = hi[i, p]
@@ -128,14 +130,14 @@ def insert_sorted(vals, idx, p, v, j):
     idx[p] = j
 
 
-@numba.njit(cache=True, parallel=True)
-def smallest_k(D, out):
-    """Column indices of the ``out.shape[1]`` smallest entries of each row of ``D`` (sorted)."""
-    n, c = D.shape
+@numba.njit(cache=True, nogil=True)
+def smallest_k(start, stop, D, out):
+    """Column indices of the ``out.shape[1]`` smallest entries of rows ``start..stop-1`` of ``D`` (sorted)."""
+    c = D.shape[1]
     k = out.shape[1]
-    for i in numba.prange(n):
-        vals = np.empty(k, D.dtype)
-        idx = np.empty(k, np.int64)
+    vals = np.empty(k, D.dtype)
+    idx = np.empty(k, np.int64)
+    for i in range(start, stop):
         m = 0
         for j in range(c):
             v = D[i, j]
@@ -174,12 +176,11 @@ def drop_self(idx, dist, k, out_idx, out_dist):
 # --------------------------------------------------------------------------
 # fuzzy weights
 # --------------------------------------------------------------------------
-@numba.njit(cache=True, parallel=True)
-def fuzzy_weights(dist, target, n_iter, tol):
-    """Directed UMAP-style memberships: exp(-(d - rho) / sigma), sigma by bisection."""
-    n, k = dist.shape
-    w = np.empty((n, k), dtype=np.float32)
-    for i in numba.prange(n):
+@numba.njit(cache=True, nogil=True)
+def fuzzy_weights(start, stop, dist, target, n_iter, tol, w):
+    """Directed UMAP-style memberships of rows ``start..stop-1`` into ``w``: exp(-(d - rho) / sigma), sigma by bisection."""
+    k = dist.shape[1]
+    for i in range(start, stop):
         rho = np.float64(dist[i, 0])
         mean_d = 0.0
         for p in range(k):
@@ -224,4 +225,3 @@ def fuzzy_weights(dist, target, n_iter, tol):
         for p in range(k):
             if w[i, p] < np.float32(1e-12):
                 w[i, p] = np.float32(1e-12)
-    return w

@@ -1,23 +1,27 @@
-"""Numba kernels behind :mod:`motiflab.patches` (gathering patches, averaging them over rotations)."""
+"""Numba kernels behind :mod:`motiflab.patches` (gathering patches, averaging them over rotations).
+
+Each works on patches ``start..stop-1`` and releases the GIL;
+:func:`motiflab._threads.for_ranges` runs the ranges on the threads.
+"""
 import numba
 import numpy as np
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def gather(img, r0, c0, P, out):
+@numba.njit(cache=True, nogil=True)
+def gather(start, stop, img, r0, c0, P, out):
     # one patch per iteration; each patch row is a contiguous run of the image row
-    for i in numba.prange(r0.shape[0]):
+    for i in range(start, stop):
         r = r0[i]
         c = c0[i]
         for a in range(P):
             out[i, a, :] = img[r + a, c : c + P]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def gather_bilinear(img, r0, c0, fr, fc, P, out):
+@numba.njit(cache=True, nogil=True)
+def gather_bilinear(start, stop, img, r0, c0, fr, fc, P, out):
     # every pixel of a patch shares the same fractional offset, so the four
     # bilinear weights are computed once per patch
-    for i in numba.prange(r0.shape[0]):
+    for i in range(start, stop):
         r = r0[i]
         c = c0[i]
         w00 = (1.0 - fr[i]) * (1.0 - fc[i])
@@ -30,15 +34,15 @@ def gather_bilinear(img, r0, c0, fr, fc, P, out):
                                 + w10 * img[r + a + 1, c + b] + w11 * img[r + a + 1, c + b + 1])
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def rotate_average(patches, cosines, sines, out):
+@numba.njit(cache=True, nogil=True)
+def rotate_average(start, stop, patches, cosines, sines, out):
     # out[i] = mean over k of patches[i] rotated by the k-th angle about the patch
     # centre, bilinear; a pixel whose rotated source leaves the patch is averaged
     # over the rotations that stay inside (the corners of a square patch)
-    N, P, _ = patches.shape
+    P = patches.shape[1]
     c0 = (P - 1) / 2.0
     K = cosines.shape[0]
-    for i in numba.prange(N):
+    for i in range(start, stop):
         for a in range(P):
             for b in range(P):
                 y = a - c0

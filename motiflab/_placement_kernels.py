@@ -1,4 +1,8 @@
-"""numba kernels of out-of-sample placement (:mod:`motiflab.placement`): new points relaxed against a fixed layout."""
+"""numba kernels of out-of-sample placement (:mod:`motiflab.placement`): new points relaxed against a fixed layout.
+
+Each works on rows ``start..stop-1`` and releases the GIL;
+:func:`motiflab._threads.for_ranges` runs the ranges on the threads.
+"""
 from __future__ import annotations
 
 import math
@@ -13,27 +17,25 @@ from ._random_kernels import GOLDEN, mix64, next64
 __all__ = ["row_keys", "place_points", "rerank_exact"]
 
 
-@numba.njit(cache=True, parallel=True)
-def row_keys(bits, seed):
+@numba.njit(cache=True, nogil=True)
+def row_keys(start, stop, bits, seed, out):
     """A 64-bit key per row of ``bits`` (the float32 features viewed as uint32), mixed with ``seed``.
 
     The negative samples of a placed point are drawn from a stream keyed by
     its own feature values, not by its position in the batch: a column gets
     the same place whichever batch, tile or frame it arrives in.
     """
-    m, j = bits.shape
-    out = np.empty(m, dtype=np.uint64)
+    j = bits.shape[1]
     base = mix64(np.uint64(seed) + GOLDEN)
-    for i in numba.prange(m):
+    for i in range(start, stop):
         h = base
         for p in range(j):
             h = mix64(h ^ (np.uint64(bits[i, p]) + GOLDEN))
         out[i] = h
-    return out
 
 
-@numba.njit(cache=True, parallel=True, fastmath=FLOAT_FLAGS, error_model="numpy")
-def place_points(Y, Yfit, nbr, w, fixed, keys, n_neg, alpha, n_exp, n_int, beta, m_exp, m_int, k_neg, lrs,
+@numba.njit(cache=True, nogil=True, fastmath=FLOAT_FLAGS, error_model="numpy")
+def place_points(start, stop, Y, Yfit, nbr, w, fixed, keys, n_neg, alpha, n_exp, n_int, beta, m_exp, m_int, k_neg, lrs,
                  max_step, unit):
     """Relax new points ``Y`` (in place) against a fixed layout ``Yfit``.
 
@@ -48,12 +50,11 @@ def place_points(Y, Yfit, nbr, w, fixed, keys, n_neg, alpha, n_exp, n_int, beta,
     Points with ``fixed[i]`` (exact copies of a training point) stay where
     they are.
     """
-    m = Y.shape[0]
     k = nbr.shape[1]
     nn = np.uint64(Yfit.shape[0])
     ms = np.float32(max_step)
     zero = np.float32(0.0)
-    for i in numba.prange(m):
+    for i in range(start, stop):
         if fixed[i]:
             continue
         y0 = Y[i, 0]
@@ -107,8 +108,8 @@ def place_points(Y, Yfit, nbr, w, fixed, keys, n_neg, alpha, n_exp, n_int, beta,
         Y[i, 1] = y1
 
 
-@numba.njit(cache=True, parallel=True)
-def rerank_exact(Xfit, X, cand, k, idx, dist):
+@numba.njit(cache=True, nogil=True)
+def rerank_exact(start, stop, Xfit, X, cand, k, idx, dist):
     """The ``k`` nearest of each row's candidates ``cand[i]`` (ascending training index), by exact distance.
 
     Distances are summed in float64 from the float32 features, so an exact
@@ -116,11 +117,11 @@ def rerank_exact(Xfit, X, cand, k, idx, dist):
     training index (the candidates are sorted, the insertion is stable).
     Writes ``idx[i]`` (int64) and ``dist[i]`` (float32), nearest first.
     """
-    m, kc = cand.shape
+    kc = cand.shape[1]
     d = X.shape[1]
-    for i in numba.prange(m):
-        best_d = np.empty(kc, np.float64)
-        best_j = np.empty(kc, np.int64)
+    best_d = np.empty(kc, np.float64)
+    best_j = np.empty(kc, np.int64)
+    for i in range(start, stop):
         for c in range(kc):
             j = cand[i, c]
             s = 0.0

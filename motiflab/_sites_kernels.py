@@ -2,15 +2,16 @@
 
 Both gather a map at every lattice translation of a point: one for every
 pixel (the lattice average), one for a list of points, summed per side for the
-support. Threaded over rows / points; each thread writes only its own outputs,
-so results do not depend on the number of threads.
+support. Each works on a range of rows / points and releases the GIL
+(:func:`motiflab._threads.for_ranges` runs the ranges on the threads); each
+range writes only its own outputs, so results do not depend on the number of threads.
 """
 import numba
 import numpy as np
 
 
-@numba.njit(cache=True, parallel=True)
-def lattice_mean(img, dy, dx, out):
+@numba.njit(cache=True, nogil=True)
+def lattice_mean(start, stop, img, dy, dx, out):
     """``out[y, x]`` = mean of ``img`` at ``(y, x)`` and ``(y + dy[k], x + dx[k])`` that lie inside.
 
     Row by row: each translation adds a contiguous run of a source row (SIMD),
@@ -19,9 +20,14 @@ def lattice_mean(img, dy, dx, out):
     """
     h, w = img.shape
     m = dy.size
-    for y in numba.prange(h):
-        acc = img[y, :].copy()
-        cnt = np.zeros(w + 1, np.float32)
+    acc = np.empty(w, np.float32)
+    cnt = np.empty(w + 1, np.float32)
+    for y in range(start, stop):
+        # element loops: a slice assignment compiles numba's shape-mismatch error path (~1.5 s)
+        for x in range(w):
+            acc[x] = img[y, x]
+            cnt[x] = 0.0
+        cnt[w] = 0.0
         for k in range(m):
             yy = y + dy[k]
             if yy < 0 or yy >= h:
@@ -44,8 +50,8 @@ def lattice_mean(img, dy, dx, out):
             out[y, x] = acc[x] / c
 
 
-@numba.njit(cache=True, parallel=True)
-def side_sums(zmap, cmap, points, ty, tx, side, zsum, zcount, csum):
+@numba.njit(cache=True, nogil=True)
+def side_sums(start, stop, zmap, cmap, points, ty, tx, side, zsum, zcount, csum):
     """Bilinear samples of ``zmap`` / ``cmap`` at every ``point + t``.
 
     ``zsum[i, s]`` / ``zcount[i, s]``: sum and number of the in-image ``zmap``
@@ -54,10 +60,9 @@ def side_sums(zmap, cmap, points, ty, tx, side, zsum, zcount, csum):
     in-image translations (their number is ``zcount[i, n_sides]``).
     """
     h, w = zmap.shape
-    n = points.shape[0]
     m = ty.size
     n_sides = side.shape[0]
-    for i in numba.prange(n):
+    for i in range(start, stop):
         for s in range(n_sides + 1):
             zsum[i, s] = 0.0
             zcount[i, s] = 0

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from ._blas import single_threaded_blas
 from ._neighbors_kernels import CHUNK, drop_self, finalize, fuzzy_weights, push_block, smallest_k
+from ._threads import for_ranges
 from .errors import MotifLabError
 
 __all__ = ["knn_graph", "fuzzy_graph", "EXACT_MAX_POINTS", "check_features", "check_graph"]
@@ -161,7 +162,7 @@ def _new_lists(n, kk):
 def _done(X, hi, k):
     out_idx = np.empty((X.shape[0], k), dtype=np.int32)
     out_dist = np.empty((X.shape[0], k), dtype=np.float32)
-    finalize(X, hi, k, out_idx, out_dist)
+    for_ranges(finalize, X.shape[0], X, hi, k, out_idx, out_dist, min_size=256)
     return out_idx, out_dist
 
 
@@ -188,7 +189,7 @@ def _exact_knn(X, k):
     with single_threaded_blas():
         for s in range(0, n, block):
             e = min(n, s + block)
-            push_block(X[s:e] @ X.T, sq, members[s:e], members, hd, hi)
+            for_ranges(push_block, e - s, X[s:e] @ X.T, sq, members[s:e], members, hd, hi, min_size=32)
     return _done(X, hi, k)
 
 
@@ -208,7 +209,7 @@ def _nearest_cells(X, cent, n_probe):
         elif n_probe < C:
             # np.argpartition pays a per-row overhead on these short rows (0.35 s for
             # 34k x 184); a threaded insertion into a sorted list of n_probe is ~20x faster
-            smallest_k(D, out[s:s + block])
+            for_ranges(smallest_k, len(D), D, out[s:s + block], min_size=256)
         else:
             out[s:s + block] = np.arange(C)
     return out
@@ -275,8 +276,20 @@ def _ivf_knn(X, k, random_state, n_cells=None, n_probe=16, n_lloyd=2, extra=5):
             Xq = np.take(X, Q, axis=0, out=qbuf[:Q.size])
             G = gbuf[: Q.size * (m1 - m0)].reshape(Q.size, m1 - m0)
             np.matmul(Xq, Xm[m0:m1].T, out=G)
-            push_block(G, sqm[m0:m1], Q, morder[m0:m1], hd, hi)
+            for_ranges(push_block, Q.size, G, sqm[m0:m1], Q, morder[m0:m1], hd, hi, min_size=32)
     return _done(X, hi, k)
+
+
+def memberships(dist, target):
+    """Directed UMAP-style memberships of sorted neighbour distances (float32, the shape of ``dist``).
+
+    Per row ``exp(-(d - rho) / sigma)``, ``rho`` the nearest distance and
+    ``sigma`` found by bisection so the row sums to ``target``.
+    """
+    dist = np.ascontiguousarray(dist)
+    w = np.empty(dist.shape, dtype=np.float32)
+    for_ranges(fuzzy_weights, dist.shape[0], dist, float(target), 64, 1e-5, w, min_size=256)
+    return w
 
 
 def _seed_int(random_state):
@@ -443,7 +456,7 @@ def fuzzy_graph(indices, distances):
         dist = np.take_along_axis(dist, order, axis=1)
         idx = np.take_along_axis(idx, order, axis=1)
     target = math.log2(k) if k > 1 else 1.0
-    w = fuzzy_weights(dist, target, 64, 1e-5)
+    w = memberships(dist, target)
     rows = np.repeat(np.arange(n, dtype=np.int32), k)
     P = sp.csr_matrix((w.ravel(), (rows, idx.ravel().astype(np.int32))), shape=(n, n), dtype=np.float32)
     P.sum_duplicates()

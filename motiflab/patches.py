@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._patches_kernels import gather, gather_bilinear, rotate_average
+from ._threads import for_ranges
 from ._validation import check_positions
 from .errors import MotifLabError
 from .patch_size import PatchSizeEstimate, estimate_patch_size, patch_size_from_distance, radial_distribution
@@ -211,14 +212,16 @@ def extract_patches(
         mode = "constant" if border == "constant" else "reflect"
         kw = dict(constant_values=cval) if mode == "constant" else {}
         padded = np.ascontiguousarray(np.pad(work, P + 1, mode=mode, **kw))
-        gather_bilinear(padded, np.ascontiguousarray(base[:, 0]), np.ascontiguousarray(base[:, 1]),
-                         np.ascontiguousarray(frac[:, 0]), np.ascontiguousarray(frac[:, 1]), P, out)
+        for_ranges(gather_bilinear, index.size, padded, np.ascontiguousarray(base[:, 0]),
+                   np.ascontiguousarray(base[:, 1]), np.ascontiguousarray(frac[:, 0]),
+                   np.ascontiguousarray(frac[:, 1]), P, out, min_size=256)
     elif index.size:
         # convert the (small) image once rather than every (much larger) patch
         # stack: one kernel signature per output dtype, and float16, bool or
         # big-endian images need no special case in numba
         src = np.ascontiguousarray(src, dtype=out.dtype)
-        gather(src, np.ascontiguousarray(st[:, 0]), np.ascontiguousarray(st[:, 1]), P, out)
+        for_ranges(gather, index.size, src, np.ascontiguousarray(st[:, 0]), np.ascontiguousarray(st[:, 1]), P, out,
+                   min_size=256)
     centers = start[index] + P // 2
     return Patches(out, index, int(pos.shape[0] - index.size), centers)
 
@@ -259,5 +262,5 @@ def rotational_average(patches, n_fold: int) -> np.ndarray:
         return np.mean([np.rot90(x, k, axes=(1, 2)) for k in range(0, 4, 4 // n)], axis=0, dtype=np.float32)
     angles = 2.0 * np.pi * np.arange(n) / n
     out = np.empty_like(x)
-    rotate_average(x, np.cos(angles), np.sin(angles), out)
+    for_ranges(rotate_average, len(x), x, np.cos(angles), np.sin(angles), out, min_size=64)
     return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _columns_kernels as _k
+from ._threads import for_ranges
 from .errors import MotifLabError
 from .noise import estimate_noise
 
@@ -102,8 +103,8 @@ def local_minimum(img, r):
     img = np.ascontiguousarray(img, dtype=np.float32)
     tmp = np.empty_like(img)
     out = np.empty_like(img)
-    _k.min_rows(img, int(r), tmp)
-    _k.min_cols(tmp, int(r), out)
+    for_ranges(_k.min_rows, img.shape[0], img, int(r), tmp, min_size=16)
+    for_ranges(_k.min_cols, -(-img.shape[1] // _k.MIN_COLS_CHUNK), tmp, int(r), out)
     return out
 
 def disk_maxima(img, radius):
@@ -117,8 +118,8 @@ def disk_maxima(img, radius):
     dy, dx = dy[order], dx[order]
     keep = (dy != 0) | (dx != 0)
     out = np.empty(img.shape, np.bool_)
-    _k.disk_max(np.ascontiguousarray(img, dtype=np.float32), dy[keep].astype(np.int64),
-                dx[keep].astype(np.int64), out)
+    for_ranges(_k.disk_max, img.shape[0], np.ascontiguousarray(img, dtype=np.float32), dy[keep].astype(np.int64),
+               dx[keep].astype(np.int64), out, min_size=16)
     return out
 
 
@@ -203,7 +204,9 @@ def refine_positions(image, peaks, spacing, method="gaussian", n_iter=20, sigma=
         local_bg = local_background(sm, spacing)
         ip = np.clip(np.round(p).astype(np.int64), 0, np.array(sm.shape) - 1)
         bg = local_bg[ip[:, 0], ip[:, 1]].astype(np.float64)
-        return _k.com_refine(sm, p, radius, int(n_iter), bg)
+        out = p.copy()
+        for_ranges(_k.com_refine, len(p), sm, p, radius, int(n_iter), bg, out, min_size=64)
+        return out
 
     if method == "com":
         return com(pos)
@@ -211,7 +214,7 @@ def refine_positions(image, peaks, spacing, method="gaussian", n_iter=20, sigma=
     fit_radius = float(min(max(1.5, 2.0 * sigma), 0.5 * spacing))
     out = np.empty_like(pos)
     ok = np.empty(len(pos), np.bool_)
-    _k.gauss2d_fit(img, pos, sigma, fit_radius, int(n_iter), out, ok)
+    for_ranges(_k.gauss2d_fit, len(pos), img, pos, sigma, fit_radius, int(n_iter), out, ok, min_size=64)
     if not ok.all():
         out[~ok] = com(pos[~ok])
     return out
@@ -222,5 +225,5 @@ def minus_laplacian(img):
     img = np.ascontiguousarray(img, np.float32)
     out = np.zeros_like(img)
     if img.ndim == 2 and min(img.shape) >= 3:
-        _k.minus_laplacian(img, out)
+        for_ranges(_k.minus_laplacian, img.shape[0], img, out, min_size=16)
     return out

@@ -48,6 +48,7 @@ def query_knn(Xfit, X, k):
     """
     from ._neighbors_kernels import smallest_k
     from ._placement_kernels import rerank_exact
+    from ._threads import for_ranges
 
     Xfit = np.ascontiguousarray(Xfit, dtype=np.float32)
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -63,11 +64,11 @@ def query_knn(Xfit, X, k):
         q = X[a:a + block]
         if kc < n:
             # one pass per row picks the candidates (argpartition's per-row overhead dominated)
-            smallest_k(sq[None, :] - 2.0 * (q @ Xfit.T), cand[a:a + len(q)])
+            for_ranges(smallest_k, len(q), sq[None, :] - 2.0 * (q @ Xfit.T), cand[a:a + len(q)], min_size=256)
         else:
             cand[a:a + len(q)] = np.arange(n)
     cand.sort(axis=1)  # ties go to the lower training index, whatever the partition did
-    rerank_exact(Xfit, X, cand, k, idx, dist)
+    for_ranges(rerank_exact, m, Xfit, X, cand, k, idx, dist, min_size=256)
     return idx, dist
 
 
@@ -75,7 +76,8 @@ def place(layout, X):
     """New points ``X`` placed into the fitted ``layout`` (see :meth:`motiflab.layout.FRLayout.place`)."""
     from ._layout_kernels import int_exponent
     from ._placement_kernels import place_points, row_keys
-    from ._neighbors_kernels import fuzzy_weights
+    from ._threads import for_ranges
+    from .neighbors import memberships
     from .layout import resolve_seed, schedule_factors
 
     Xfit = getattr(layout, "fit_X_", None)
@@ -98,7 +100,7 @@ def place(layout, X):
         raise MotifLabError("Features contain NaN or infinite values; drop or repair those rows first.")
     k = min(int(layout.n_neighbors), len(Xfit))
     idx, dist = query_knn(Xfit, X, k)
-    w = fuzzy_weights(dist, math.log2(k) if k > 1 else 1.0, 64, 1e-5)
+    w = memberships(dist, math.log2(k) if k > 1 else 1.0)
     exact = dist[:, 0] == 0.0
     Y = np.einsum("ik,ikd->id", w.astype(np.float64), Yfit[idx].astype(np.float64))
     Y /= w.sum(axis=1, dtype=np.float64)[:, None]
@@ -114,9 +116,11 @@ def place(layout, X):
     kneg = int(layout.negative_samples)
     wsum = w.sum(axis=1, dtype=np.float64)
     n_neg = np.maximum(np.rint(kneg * wsum), 1 if kneg > 0 else 0).astype(np.int64)
-    keys = row_keys(X.view(np.uint32), np.uint64(resolve_seed(layout.random_state)))
-    place_points(Y, np.ascontiguousarray(Yfit, dtype=np.float32), idx, w, exact, keys, n_neg,
-                 np.float32(stage.alpha), float(stage.n), int_exponent(stage.n),
-                 np.float32(stage.beta), float(stage.m), int_exponent(stage.m), float(kneg), lrs,
-                 float(layout.max_step), layout.force_form == "unit")
+    keys = np.empty(len(X), np.uint64)
+    for_ranges(row_keys, len(X), X.view(np.uint32), np.uint64(resolve_seed(layout.random_state)), keys,
+               min_size=256)
+    for_ranges(place_points, len(X), Y, np.ascontiguousarray(Yfit, dtype=np.float32), idx, w, exact, keys, n_neg,
+               np.float32(stage.alpha), float(stage.n), int_exponent(stage.n),
+               np.float32(stage.beta), float(stage.m), int_exponent(stage.m), float(kneg), lrs,
+               float(layout.max_step), layout.force_form == "unit", min_size=64)
     return Placement(Y, idx, dist, w, exact)

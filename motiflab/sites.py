@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ._threads import for_ranges
 from .peaks import disk_maxima, minus_laplacian
 
 __all__ = ["LATTICE_SUPPORT", "lattice_translations", "refine_vectors", "cell_average", "lattice_evidence",
@@ -279,8 +280,8 @@ def lattice_evidence(zmap, cmap, points, translations, min_per_side=MIN_PER_SIDE
     zsum = np.empty((n, len(side) + 1))
     zcount = np.empty((n, len(side) + 1), np.int64)
     csum = np.empty(n)
-    _k.side_sums(np.ascontiguousarray(zmap, np.float32), np.ascontiguousarray(cmap, np.float32), pts,
-                 np.ascontiguousarray(t[:, 0]), np.ascontiguousarray(t[:, 1]), side, zsum, zcount, csum)
+    for_ranges(_k.side_sums, n, np.ascontiguousarray(zmap, np.float32), np.ascontiguousarray(cmap, np.float32), pts,
+               np.ascontiguousarray(t[:, 0]), np.ascontiguousarray(t[:, 1]), side, zsum, zcount, csum, min_size=64)
     score = zsum[:, :-1] / np.sqrt(np.maximum(zcount[:, :-1], 1))
     score[zcount[:, :-1] < min_per_side] = np.nan
     # per direction the weaker side where both are in the image, then the weakest direction
@@ -324,8 +325,8 @@ def lattice_average(img, translations, factor=1):
         small = small.reshape(hs, factor, ws, factor).mean(axis=(1, 3), dtype=np.float32)
     shifts = np.round(np.asarray(translations, float) / factor).astype(np.int64).reshape(-1, 2)
     out = np.empty((hs, ws), np.float32)
-    _k.lattice_mean(np.ascontiguousarray(small), np.ascontiguousarray(shifts[:, 0]),
-                    np.ascontiguousarray(shifts[:, 1]), out)
+    for_ranges(_k.lattice_mean, hs, np.ascontiguousarray(small), np.ascontiguousarray(shifts[:, 0]),
+               np.ascontiguousarray(shifts[:, 1]), out, min_size=8)
     return out
 
 

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 
 from motiflab.errors import MotifLabError
-from motiflab.neighbors import EXACT_MAX_POINTS, _fuzzy_weights, fuzzy_graph, knn_graph
+from motiflab.neighbors import EXACT_MAX_POINTS, fuzzy_graph, knn_graph, memberships
 
 
 def _clustered(n=1200, d=24, seed=0):
@@ -75,7 +75,7 @@ def test_nndescent_recall_and_seed():
 def test_fuzzy_weights_calibration_and_range():
     X = _clustered(800)
     idx, dist = knn_graph(X, 10)
-    w = _fuzzy_weights(dist, math.log2(10), 64, 1e-5)
+    w = memberships(dist, math.log2(10))
     assert np.all(w > 0) and np.all(w <= 1)
     np.testing.assert_array_equal(w[:, 0], 1.0)  # nearest neighbour: exp(0)
     # sigma was found so each row sums to log2(k)
@@ -93,7 +93,7 @@ def test_fuzzy_graph_symmetric_union():
     assert G.diagonal().max() == 0
     assert G.nnz <= 2 * 10 * 600
     # fuzzy union: w_ij = a + b - ab with a, b the directed memberships
-    a = _fuzzy_weights(dist, math.log2(10), 64, 1e-5)
+    a = memberships(dist, math.log2(10))
     A = sp.csr_matrix((a.ravel(), (np.repeat(np.arange(600), 10), idx.ravel())), shape=(600, 600)).toarray()
     expect = A + A.T - A * A.T
     np.testing.assert_allclose(G.toarray(), expect, rtol=1e-6, atol=1e-7)
@@ -166,10 +166,11 @@ def test_approx_knn_recall_and_thread_independence():
 
 
 def test_smallest_k_matches_argsort():
+    from motiflab._threads import for_ranges
     from motiflab.neighbors import _smallest_k
 
-    D = np.random.default_rng(5).random((300, 50)).astype(np.float32)
+    D = np.random.default_rng(5).random((3000, 50)).astype(np.float32)
     for k in (1, 7, 50):
-        out = np.empty((300, k), np.int64)
-        _smallest_k(D, out)
+        out = np.empty((3000, k), np.int64)
+        for_ranges(_smallest_k, len(D), D, out, min_size=100, threads=3)  # ranges of 1000 rows
         assert np.array_equal(out, np.argsort(D, axis=1, kind="stable")[:, :k])

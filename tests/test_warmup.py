@@ -1,6 +1,7 @@
 """``motiflab warmup``: every kernel of the default pipeline compiled (and cached) ahead of use."""
 import fast_hdbscan.boruvka
 
+import motiflab._layout_kernels
 import motiflab.columns
 import motiflab.layout
 import motiflab.neighbors
@@ -21,6 +22,7 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
                    _columns_kernels.minus_laplacian,
                    _sites_kernels.lattice_mean, _sites_kernels.side_sums, _separation_kernels.em_free,
                    _separation_kernels.em_tail, _patches_kernels.gather_bilinear, _patches_kernels.rotate_average,
-                   motiflab.layout._fr_step, motiflab.neighbors._fuzzy_weights,
+                   motiflab.layout._fr_step, motiflab._layout_kernels.fr_step_paper,
+                   motiflab.neighbors._fuzzy_weights,
                    motiflab.zernike._d4_block, fast_hdbscan.boruvka.parallel_boruvka):
         assert kernel.signatures, kernel.py_func.__qualname__

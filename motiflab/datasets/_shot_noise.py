@@ -103,16 +103,14 @@ def _poisson_one(lam, state):
             return k
 
 
-@numba.njit(cache=True, parallel=True)
-def _poisson_image(mean_img, dose, key):
-    """Poisson counts of mean ``dose * mean_img``, one private stream per pixel."""
-    h, w = mean_img.shape
-    out = np.empty((h, w), dtype=np.float32)
-    for r in numba.prange(h):
+@numba.njit(cache=True, nogil=True)
+def _poisson_rows(start, stop, mean_img, dose, key, out):
+    """Rows ``start..stop-1`` of Poisson counts of mean ``dose * mean_img``, one private stream per pixel."""
+    w = mean_img.shape[1]
+    for r in range(start, stop):
         for c in range(w):
             state = mix64(key ^ mix64(np.uint64(r * w + c) + GOLDEN))
             out[r, c] = _poisson_one(dose * float(mean_img[r, c]), state)
-    return out
 
 
 def poisson_counts(mean_img: np.ndarray, dose: float, key: np.uint64) -> np.ndarray:
@@ -134,7 +132,11 @@ def poisson_counts(mean_img: np.ndarray, dose: float, key: np.uint64) -> np.ndar
     m = np.ascontiguousarray(mean_img)
     if not np.all(np.isfinite(m)) or (m.size and m.min() < 0):
         raise MotifLabError("Poisson means must be finite and non-negative")
-    return _poisson_image(m, float(dose), np.uint64(key))
+    from .._threads import for_ranges
+
+    out = np.empty(m.shape, dtype=np.float32)
+    for_ranges(_poisson_rows, m.shape[0], m, float(dose), np.uint64(key), out, min_size=8)
+    return out
 
 
 def rng_streams(seed: int | None) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:

@@ -33,16 +33,16 @@ reads a cached stack faster than the kernel can fold it) and patches below
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numba
 import numpy as np
 
+from . import _threads
 from ._blas import single_threaded_blas
+from ._threads import executor
 
 # Butterflies over the images (x, y), (-x, y), (x, -y), (-x, -y) of one quadrant
 # point; rows are the parity classes ee, oe, eo, oo (even/odd in x, then in y).
@@ -329,26 +329,8 @@ KERNEL_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.uint8
 SUB_BYTES = 2 * 2**20
 BLOCK_BYTES = 6 * 2**20
 
-_pool = None
-_pool_lock = threading.Lock()
-
-
-def executor():
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
-                                       thread_name_prefix="motiflab-zernike")
-        return _pool
-
-
-def forget_pool():  # a forked child has none of its parent's threads
-    global _pool
-    _pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=forget_pool)
+# the shared worker pool of the GIL-free kernels (its initial name here is kept for old imports)
+forget_pool = _threads._forget_pool
 
 tls = threading.local()
 

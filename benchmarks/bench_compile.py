@@ -10,9 +10,18 @@ run ("cached, new process": loading the cache).  The difference is the compile
 time a new environment pays once (``motiflab warmup`` pays it ahead).
 
 Cases: the whole pipeline on a small synthetic image (160² px, ~450 columns;
-what the tutorials and the warm-up use), stage by stage; and the kernels only
+what the tutorials and the warm-up use), stage by stage; the kernels only
 large inputs reach (the blocked Zernike transform of >= 2**22 pixels,
-fast_hdbscan above 3 000 layout points, the approximate k-NN search).
+fast_hdbscan above 3 000 layout points, the approximate k-NN search); and a
+newcomer's first image, 2048² px (~35k columns): the whole analysis in a new
+process with an empty cache ("first run ever"), the same again in that
+process ("warm": nothing to compile or load), and in a new process with the
+filled cache.  Its rows give first ÷ warm, the issue's measure (target ≤ 2),
+and the ARI between the motifs of the first and the warm run (the compile
+must not change a result).
+
+``python benchmarks/bench_compile.py [--quick]`` prints the table (``--quick``
+skips the 2048² case).
 """
 from __future__ import annotations
 
@@ -65,6 +74,48 @@ print(json.dumps(out))
 """
 
 
+_IMAGE = r"""
+import json, time
+import numpy as np
+t0 = time.perf_counter()
+import motiflab
+from motiflab.datasets import make_tmd
+out = {"import": time.perf_counter() - t0}
+sim = make_tmd("MoSe2", shape=(2048, 2048), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
+signal = sim.to_signal(include_truth=False)
+labels = []
+for run in ("analysis", "analysis again (same process)"):
+    t = time.perf_counter()
+    an = motiflab.Analysis(signal, seed=0, progress=False).run()
+    out[run] = time.perf_counter() - t
+    labels.append(an.motifs.labels.tolist())
+out["n"] = len(an.positions)
+out["labels"] = labels
+print(json.dumps(out))
+"""
+
+
+def image_rows() -> list[Row]:
+    """The 2048² image: first run ever, warm (same process) and cached (new process)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    with tempfile.TemporaryDirectory(prefix="motiflab-numba-cache-") as cache:
+        first = _run(_IMAGE, cache)
+        again = _run(_IMAGE, cache)
+    case = f"2048² image ({first['n']} columns): whole analysis"
+    ari = adjusted_rand_score(*first["labels"])
+    warm = first["analysis again (same process)"]
+    rows = [
+        Row("first run", case, "motiflab, warm (same process)", warm, notes="nothing compiled or loaded"),
+        Row("first run", case, "motiflab, cached (new process)", again["analysis"],
+            ref="motiflab, warm (same process)", notes="loads the on-disk cache"),
+        Row("first run", case, "motiflab, empty numba cache", first["analysis"], ref="motiflab, warm (same process)",
+            quality=f"ARI first vs warm={ari:.3f}",
+            notes=f"first ÷ warm {first['analysis'] / warm:.1f}× (target ≤ 2); import {first['import']:.1f} s"),
+    ]
+    return rows
+
+
 def _run(code, cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     text = subprocess.check_output([sys.executable, "-c", code], env=env, text=True)
@@ -92,4 +143,18 @@ def rows(quick: bool) -> list[Row]:
                        notes=note + "paid once per environment"))
         out.append(Row("first run", f"{case}: total", "motiflab, cached (new process)", total_again,
                        ref="motiflab, empty numba cache"))
+    if not quick:
+        out.extend(image_rows())
     return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from _common import finish, format_table, machine_notes
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="skip the 2048² image")
+    quick = ap.parse_args().quick
+    print(machine_notes())
+    print(format_table(finish(rows(quick))))

@@ -26,8 +26,9 @@ __version__ = "0.1.0"
 if "NUMBA_CACHE_DIR" not in os.environ and not os.access(os.path.dirname(__file__), os.W_OK):
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.path.expanduser("~"), ".cache", "motiflab-numba")
 
-# The pipeline alternates numba's OpenMP kernels with OpenBLAS products (the
-# kNN search does both for every cell). By default idle OpenMP threads spin
+# numba's OpenMP kernels (ours used them until they moved to motiflab._threads;
+# fast_hdbscan's and pynndescent's still do) alternate with OpenBLAS products.
+# By default idle OpenMP threads spin
 # for a long while after each kernel (GNU: 300k spins; LLVM/Intel: 200 ms) and
 # take the cores from the BLAS threads: on 2 cores the 34k-point kNN search
 # took 5.2 s instead of 1.1 s, a 34k x 66 PCA 0.95 s instead of 0.01 s. A short

@@ -38,12 +38,13 @@ def test_defect_free_crystal_gives_one_motif_per_sublattice_and_orientation(kind
     ABF below a 30-count background (3 ADF-peak counts): A and B columns, and the two O
     orientations, are under 2 noise units of a single column apart, so the layout and the
     single-column tests lump them; their alternation on the lattice keeps them apart
-    (motiflab.superlattice), with a lower but clear ARI at 1 count.
+    (motiflab.superlattice). At 1 count ABF is at the edge (3 or 4 motifs depending on the
+    image): tests/test_superlattice.py measures it over five images instead of this one.
     """
     from motiflab.datasets import make_perovskite, make_tmd
 
     found = []
-    for counts in (100.0, 30.0, 10.0, 3.0, 1.0):
+    for counts in (100.0, 30.0, 10.0, 3.0) + ((1.0,) if kind != "abf" else ()):
         if kind in ("MoSe2", "WS2"):
             sim = make_tmd(kind, shape=(320, 320), dose=counts / {"MoSe2": 3.237, "WS2": 5.675}[kind], seed=3)
         else:
@@ -55,7 +56,7 @@ def test_defect_free_crystal_gives_one_motif_per_sublattice_and_orientation(kind
         found.append(n)
         assert n == EXPECTED_MOTIFS[kind], (kind, counts, n)
         score = clustering_scores(truth[ok], an.motifs.labels[ok])
-        floor = {3.0: 0.95, 1.0: 0.8}.get(counts, 0.98) if kind == "abf" else 0.98
+        floor = 0.95 if kind == "abf" and counts == 3.0 else 0.98
         assert score["ari"] > floor, (kind, counts, score)
     assert all(b <= a for a, b in zip(found, found[1:])), found
 

@@ -241,25 +241,11 @@ def update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
     separate serial caller would get its own inlined, differently optimised
     copy; that broke the bit-identity in a fresh compile.)
 
-    The paper's two stages get their own copy of the loop with the exponents,
-    the force form and the neighbour check as literals (numba compiles the
-    helpers once per literal value); any other stage runs the copy with
-    run-time values, which costs one more compile, not one per exponent (so a
-    force slider that tries many exponents compiles nothing new).  Runs of the
-    paper's stages above ~800 points (no neighbour check) use
-    :func:`update_range_paper`, which compiles only the two literal copies;
-    this function keeps all three so that small layouts keep their bits (each
-    copy's machine code depends on what else LLVM inlined into its caller).
+    This copy takes the exponents, the force form and the neighbour check at
+    run time: one compile serves every stage (a force slider that tries many
+    exponents compiles nothing new).  The paper's two stages have their own
+    copy, :func:`update_range_paper`.
     """
-    if not unit and not check_nbrs:
-        if n_int == 0 and m_int == 2:
-            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 0,
-                          beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
-            return
-        if n_int == 2 and m_int == 5:
-            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 2,
-                          beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
-            return
     update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
                   beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr)
 

@@ -166,8 +166,38 @@ def test_views_update_in_place_sending_only_changed_columns(ex):
     assert not cols & {"thumb", "x", "y"}  # unchanged columns are not re-sent
 
 
-def test_playback_frames_are_one_float32_buffer(ex):
-    fr = ex.views.frames.data
+def _frames_events(ex):
+    """Record the document events that change the frames source's data (what would reach the page)."""
+    events = []
+    ex.views.root.document.on_change(
+        lambda e: events.append(e) if getattr(e, "model", None) is ex.views.frames
+        and getattr(e, "attr", None) == "data" else None)
+    return events
+
+
+def test_layout_updates_do_not_send_the_playback_frames_until_the_page_asks(ex):
+    v = ex.views
+    assert v.lazy_frames
+    # after the first layout: the frames are kept in Python, the source the page plays from is empty
+    assert len(v.frames.data["it"][0]) == 0 and v.frames.data["n"][0] == 0 and not v.frames_loaded
+    kept = v.kept_frames
+    assert kept is not None and len(kept["it"][0]) > 1
+    assert v.play_slider.end == len(kept["it"][0]) - 1 and "press Play" in v.play_label.text
+    events = _frames_events(ex)
+    ex._on_param_change("stage2_alpha", 7.0, sync=True)   # a new layout
+    assert events == [] and len(v.frames.data["it"][0]) == 0
+    assert v.kept_frames is not kept                       # the new layout's frames, still not sent
+    np.testing.assert_array_equal(v.kept_frames["xy"][0].reshape(-1, v.kept_frames["n"][0], 2)[-1],
+                                  ex.analysis.layout.snapshots[-1])
+
+
+def test_play_request_sends_the_frames_once_as_one_float32_buffer(ex):
+    v = ex.views
+    events = _frames_events(ex)
+    # what the page does on Play (or moving the frame slider): bump the frames source's tags
+    v.frames.tags = [1]
+    assert len(events) == 1 and v.frames_loaded
+    fr = v.frames.data
     xy, its, n = fr["xy"][0], np.asarray(fr["it"][0]), fr["n"][0]
     lay = ex.analysis.layout
     assert xy.dtype == np.float32 and n == len(ex.analysis.positions)
@@ -175,7 +205,50 @@ def test_playback_frames_are_one_float32_buffer(ex):
     k = len(its) - 1
     np.testing.assert_array_equal(xy.reshape(-1, n, 2)[k], lay.snapshots[-1])
     assert its[0] == 0 and its[-1] == lay.snapshot_iterations[-1]
-    assert ex.views.play_slider.end == k
+    assert v.play_slider.end == k
+    v.frames.tags = [2]                      # asked again for the same layout: nothing is re-sent
+    assert len(events) == 1
+    # a new layout empties the source (the old frames are stale); the next request sends the new ones
+    ex._on_param_change("stage2_alpha", 7.0, sync=True)
+    assert len(events) == 2 and len(v.frames.data["it"][0]) == 0 and not v.frames_loaded
+    v.frames.tags = [3]
+    assert len(events) == 3 and v.frames_loaded
+    np.testing.assert_array_equal(v.frames.data["xy"][0].reshape(-1, n, 2)[-1], ex.analysis.layout.snapshots[-1])
+    # a change of the motifs only keeps the loaded frames (same layout)
+    ex._on_param_change("min_cluster_size", 7, sync=True)
+    assert len(events) == 3 and v.frames_loaded
+
+
+def test_frames_requested_during_a_run_are_sent_after_it(ex):
+    v = ex.views
+    held, release = threading.Event(), threading.Event()
+
+    def run():                               # a run in progress (on the worker) holds the views
+        with ex.scheduler._run_lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        assert held.wait(10)
+        ex._frames_requested("tags", [], [1])
+        time.sleep(0.2)
+        assert not v.frames_loaded           # not while the run holds the views
+    finally:
+        release.set()
+        t.join()
+    t_end = time.monotonic() + 10
+    while not v.frames_loaded and time.monotonic() < t_end:
+        time.sleep(0.02)
+    assert v.frames_loaded
+
+
+def test_report_views_send_the_frames_with_every_layout(base):
+    v = V.ExplorerViews(base.image, base.calibration)
+    assert not v.lazy_frames
+    v.update(base)
+    assert v.frames_loaded and v.frames.data["xy"][0].dtype == np.float32
 
 
 def test_select_frames_respects_budget():
@@ -301,8 +374,10 @@ def test_assign_with_nothing_selected_says_what_to_do(ex):
 
 # ------------------------------------------------------------------------ export and HyperSpy
 def test_save_html_is_self_contained(ex, tmp_path):
+    assert not ex.views.frames_loaded        # the live explorer has not sent them
     p = ex.save_html(tmp_path / "ex.html")
     text = p.read_text()
+    assert ex.views.frames_loaded            # the file plays back offline: the frames are in it
     assert "cdn.bokeh.org" not in text and '<script type="text/javascript" src=' not in text
     assert "Bokeh.embed" in text or "embed_items" in text
     for name in ("columns", "frames", "gallery", "patch_stack", "playback_button", "hierarchy_nodes"):

@@ -19,6 +19,22 @@ iteration label, the slider, the button and the caption are ``syncable=False``:
 whatever changes them in the page, the kernel never hears of it (Python never
 needs to). Only the visibility flips at the start and the end of a run reach
 the kernel.
+
+Frames on demand in a live explorer
+-----------------------------------
+The frames are 6 MB at 5k columns and ~33 MB at 55k, and jupyter_bokeh sends
+every kernel change back to the kernel: shipping them with every layout made
+each slider release move three times that. With ``lazy_frames`` (the notebook
+explorer) a layout keeps its frames in Python (:attr:`EmbeddingView.kept_frames`)
+and leaves the ``"frames"`` source empty; the Play button or the frame slider,
+finding it empty, writes a request counter into the source's ``tags`` (synced:
+a few bytes to the kernel), whose Python callback calls
+:meth:`EmbeddingView.load_frames`; the player starts when the frames arrive
+and the caption says "loading frames…" meanwhile. They are sent once per
+layout: a new layout empties the source again. Without ``lazy_frames`` (the
+report, scripts) every layout fills the source as before, and
+:meth:`~motiflab.widgets.views.ExplorerViews.html` always fills it before
+writing, so a standalone page plays back with no kernel.
 """
 from __future__ import annotations
 
@@ -47,73 +63,151 @@ def select_frames(n_frames, n_points, budget_mb=32.0, max_frames=150):
 #: show frame ``k`` (a global, shared by the slider and the player): copy it in place into the
 #: playback source and the on-canvas iteration text; the last frame is the layout itself
 JS_SHOW_FRAME = """
+// are the frames of the layout on screen in the page? (a live explorer sends them on request)
+window._motiflab_frames_ready = window._motiflab_frames_ready || function (a) {
+  const its = a.frames.data.it && a.frames.data.it[0], n = a.frames.data.n && a.frames.data.n[0];
+  return its != null && its.length > 0 && a.play.data.px != null && n === a.play.data.px.length;
+};
+// ask the kernel for the frames (once per layout) and call `then` when they have arrived
+window._motiflab_request_frames = window._motiflab_request_frames || function (a, then) {
+  const key = "_motiflab_frames_wait_" + a.frames.id;
+  window[key] = then;   // the latest request wins
+  if (!window[key + "_connected"]) {
+    window[key + "_connected"] = true;
+    a.frames.properties.data.change.connect(() => {
+      const f = window[key];
+      if (f && window._motiflab_frames_ready(a)) { window[key] = null; f(); }
+    });
+  }
+  a.label.text = "FR relaxation: loading frames…";
+  // a synced property: the kernel's callback sends the frames (tags of the frames source, a counter)
+  const t = a.frames.tags;
+  a.frames.tags = [((t && t.length ? t[0] : 0) | 0) + 1];
+};
 window._motiflab_show_frame = window._motiflab_show_frame || function (a, k, playing) {
   const xy = a.frames.data.xy[0], N = a.frames.data.n[0], its = a.frames.data.it[0];
   const d = a.play.data;
-  if (!xy || !its || d.px == null || d.px.length !== N || k < 0 || k >= its.length) { return; }
-  const px = d.px, py = d.py, off = k * N * 2;
-  for (let i = 0; i < N; i++) { px[i] = xy[off + 2 * i]; py[i] = xy[off + 2 * i + 1]; }
-  const last = k >= its.length - 1;
+  const usable = window._motiflab_frames_ready(a) && xy != null;
+  if (usable && (k < 0 || k >= its.length)) { return; }
+  // without frames (a new layout emptied them mid-run) the layout itself is shown
+  const last = !usable || k >= its.length - 1;
+  if (usable) {
+    const px = d.px, py = d.py, off = k * N * 2;
+    for (let i = 0; i < N; i++) { px[i] = xy[off + 2 * i]; py[i] = xy[off + 2 * i + 1]; }
+  }
   a.iter_label.text = last ? "" : ("iteration " + its[k] + " / " + its[its.length - 1]);
   // visibility is a synced property: touch it only when it flips (start and end of a run)
   if (a.play_r.visible === last) { a.play_r.visible = !last; }
   if (a.points_r.visible !== last) { a.points_r.visible = last; }
   if (a.large && a.raster_r.visible !== last) { a.raster_r.visible = last; }
-  a.play.change.emit();
+  if (usable) { a.play.change.emit(); }
   // the caption is a Div: changing its text re-lays out the whole page (slow in JupyterLab), so
   // while playing only the on-canvas label shows the iteration
-  if (!playing) { a.label.text = "FR relaxation: iteration " + its[k] + " / " + its[its.length - 1]; }
+  if (!playing && usable) {
+    a.label.text = "FR relaxation: iteration " + its[k] + " / " + its[its.length - 1];
+  }
 };
 """
 
 JS_PLAY_SWAP = JS_SHOW_FRAME + """
 // the slider moved (by hand, or by the player when it stops): show that frame
 if (window["_motiflab_play_" + slider.id]) { return; }   // the player drives the frames itself
+// live explorer, frames not sent yet: ask for them, unless the slider is at the end (the layout
+// itself, which is on screen; a new layout from the kernel puts it there)
+if (!window._motiflab_frames_ready(args_) && (slider.value | 0) < (slider.end | 0)) {
+  window._motiflab_request_frames(args_, () => window._motiflab_show_frame(args_, slider.value | 0));
+  return;
+}
 window._motiflab_show_frame(args_, slider.value | 0);
 """
 
 JS_PLAY = JS_SHOW_FRAME + """
 // play / pause: a browser timer shows frame after frame at `speed` frames per second. The frame
-// number lives in the page; the slider (syncable=False) follows it.
+// number lives in the page; the slider (syncable=False) follows it. In a live explorer whose
+// frames have not been sent yet, the player first asks the kernel for them and starts when they
+// arrive (pressing the button again meanwhile cancels).
 const key = "_motiflab_play_" + slider.id;
 const stats = window["_motiflab_play_stats_" + slider.id] = window["_motiflab_play_stats_" + slider.id] || {};
-const end = slider.end | 0;
-const stop = () => {
+const stop = (gone) => {
   const st = window[key]; if (!st) { return; }
   clearTimeout(st.timer); window[key] = null;
   button.label = "▶ Play";
+  if (st.waiting) { args_.label.text = st.text; return; }   // cancelled before the frames came
   stats.frames = st.shown; stats.seconds = (performance.now() - st.t0) / 1000;
   stats.fps = stats.frames / Math.max(stats.seconds, 1e-6);
+  if (gone) { st.k = slider.end | 0; }   // on the layout: moving the slider back would ask for frames again
   slider.value = st.k;
   window._motiflab_show_frame(args_, st.k);
 };
 if (window[key]) { stop(); return; }
 button.label = "❚❚ Pause";
-const st = window[key] = {k: (slider.value | 0) >= end ? 0 : (slider.value | 0), shown: 0, t0: performance.now()};
-const tick = () => {
-  if (window[key] !== st) { return; }
-  window._motiflab_show_frame(args_, st.k, true);
-  slider.value = st.k;   // progress on the slider: it is not synced, so this costs no kernel message
-  st.shown += 1;
-  if (st.k >= end) { stop(); return; }
-  st.k += 1;
-  // schedule against the clock, so drawing time does not slow the requested rate
-  const due = st.t0 + st.shown * 1000 / Math.max(1, speed.value);
-  st.timer = setTimeout(tick, Math.max(0, due - performance.now()));
+const start = () => {
+  const end = slider.end | 0;
+  const st = window[key] = {k: (slider.value | 0) >= end ? 0 : (slider.value | 0), shown: 0, t0: performance.now()};
+  const tick = () => {
+    if (window[key] !== st) { return; }
+    if (!window._motiflab_frames_ready(args_)) { stop(true); return; }   // a new layout replaced them
+    window._motiflab_show_frame(args_, st.k, true);
+    slider.value = st.k;   // progress on the slider: it is not synced, so this costs no kernel message
+    st.shown += 1;
+    if (st.k >= end) { stop(); return; }
+    st.k += 1;
+    // schedule against the clock, so drawing time does not slow the requested rate
+    const due = st.t0 + st.shown * 1000 / Math.max(1, speed.value);
+    st.timer = setTimeout(tick, Math.max(0, due - performance.now()));
+  };
+  tick();
 };
-tick();
+if (window._motiflab_frames_ready(args_)) {
+  start();
+} else {
+  const wait = window[key] = {waiting: true, text: args_.label.text};
+  window._motiflab_request_frames(args_, () => { if (window[key] === wait) { window[key] = null; start(); } });
+}
 """
 
 
 class EmbeddingView:
     """Mixin of :class:`~motiflab.widgets.views.ExplorerViews` building the embedding and playback.
 
-    Uses the host's ``width``, ``source``, ``frame_budget_mb`` and ``_tooltip``;
-    sets ``embedding`` (the figure), ``embedding_raster_source``,
+    Uses the host's ``width``, ``source``, ``frame_budget_mb``, ``lazy_frames`` and
+    ``_tooltip``; sets ``embedding`` (the figure), ``embedding_raster_source``,
     ``embedding_raster``, ``points``, ``play_source``, ``play_points``,
     ``play_iteration``, ``emb_hover``, ``frames``, ``play_slider``,
     ``play_button``, ``speed``, ``play_label`` and ``_play_callbacks``.
+
+    With ``lazy_frames`` the frames of a layout stay in Python until
+    :meth:`load_frames` (the page asks for them through the ``"frames"``
+    source's ``tags``; see the module docstring).
     """
+
+    #: the ``"frames"`` source's content when it holds no frames
+    @staticmethod
+    def _no_frames():
+        return dict(xy=[np.zeros(0, np.float32)], it=[np.zeros(0, np.int32)], n=[0])
+
+    @property
+    def kept_frames(self):
+        """The current layout's frames, kept for :meth:`load_frames` (None before the first layout)."""
+        return self._frames_kept
+
+    @property
+    def frames_loaded(self) -> bool:
+        """Whether the ``"frames"`` source holds the current layout's frames (what the page plays)."""
+        return self._frames_kept is not None and self.frames.data.get("xy", [None])[0] is self._frames_kept["xy"][0]
+
+    def load_frames(self) -> bool:
+        """Put the current layout's frames into the ``"frames"`` source (sent once per layout).
+
+        Returns
+        -------
+        bool
+            True when they were sent now; False when already loaded or there is no layout yet.
+        """
+        if self._frames_kept is None or self.frames_loaded:
+            return False
+        self.frames.data = dict(self._frames_kept)
+        return True
 
     def _build_embedding(self):
         from bokeh.models import ColumnDataSource, HoverTool, Label, Range1d
@@ -154,8 +248,8 @@ class EmbeddingView:
         from bokeh.models import Button, ColumnDataSource, CustomJS, Div, Slider
 
         w = int(self.width * 0.9)
-        self.frames = ColumnDataSource(dict(xy=[np.zeros(0, np.float32)], it=[np.zeros(0, np.int32)], n=[0]),
-                                       name="frames")
+        self._frames_kept = None
+        self.frames = ColumnDataSource(self._no_frames(), name="frames")
         # syncable=False: moving them in the page never sends anything to the kernel
         self.play_slider = Slider(start=0, end=1, value=1, step=1, title="frame", width=w - 180,
                                   name="playback_slider", show_value=False, syncable=False)
@@ -185,16 +279,22 @@ class EmbeddingView:
             n = snaps.shape[1]
         keep = select_frames(len(snaps), n, self.frame_budget_mb)
         sub = np.ascontiguousarray(snaps[keep])
-        self.frames.data = dict(xy=[sub.ravel()], it=[its[keep].astype(np.int32)], n=[int(n)])
+        self._frames_kept = dict(xy=[sub.ravel()], it=[its[keep].astype(np.int32)], n=[int(n)])
+        if not self.lazy_frames:
+            self.frames.data = dict(self._frames_kept)
+        elif len(self.frames.data["it"][0]):
+            self.frames.data = self._no_frames()   # the old layout's frames: the page asks again on Play
         final = np.asarray(lay.embedding, dtype=np.float64)
         self._set_embedding_ranges(sub.reshape(len(keep), -1, 2), final)
         self.play_source.data = dict(px=final[:, 0].copy(), py=final[:, 1].copy(),
                                      color=list(self.source.data.get("color", [])) or ["#000000"] * len(final))
         self.play_slider.end = max(1, len(keep) - 1)
-        self.play_slider.value = len(keep) - 1
+        self.play_slider.value = self.play_slider.end   # the layout itself (the page asks for no frames there)
         self.play_slider.disabled = len(keep) < 2
         self.play_label.text = (f"FR relaxation: {len(keep)} frames of {len(snaps)} recorded "
-                                f"(iterations 0–{int(its[-1])}); press Play")
+                                f"(iterations 0–{int(its[-1])}); press Play"
+                                + (f" (loads {sub.nbytes / 2**20:.1f} MB)" if self.lazy_frames and len(keep) > 1
+                                   else ""))
 
     def _set_embedding_ranges(self, frames, final, pad=0.06):
         """Square ranges holding the final layout and (robustly) the replayed frames.

@@ -25,11 +25,17 @@ How a control change is handled
 4. The views are updated in place (only the changed data columns are sent);
    the hierarchy (:attr:`motiflab.Analysis.hierarchy`) follows.
 
+The FR playback frames (6 MB at 5k columns) are not part of an update: the
+page asks for them when Play is pressed or the frame slider moved, once per
+layout (:meth:`Explorer._frames_requested`; ``lazy_frames`` in
+:mod:`motiflab.widgets._embedding_view`), and the player then runs in the page.
+
 Tests and scripts call ``_on_param_change(name, value, sync=True)`` (or build
 the explorer with ``background=False``) to run the same logic synchronously.
 """
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 
@@ -101,7 +107,9 @@ class Explorer:
         self._stage_todo: list = []
         self.scheduler = Scheduler(self._recompute, debounce=debounce, background=background,
                                    on_error=lambda exc: self._set_error(f"{type(exc).__name__}: {exc}"))
-        self.views = _views.ExplorerViews(an.image, an.calibration, datashade_above=datashade_above, width=width)
+        # lazy_frames: the playback frames go to the page only when it asks (Play), not with each layout
+        self.views = _views.ExplorerViews(an.image, an.calibration, datashade_above=datashade_above, width=width,
+                                          lazy_frames=True)
         self._widgets_ok = self._build_widgets()
         an.on_stage(self._stage_done)
         # progress and cancellation inside the FR layout: this runs at every FR snapshot
@@ -157,6 +165,8 @@ class Explorer:
         except ImportError:  # pragma: no cover - jupyter_bokeh is in the interactive extra
             self.bokeh_widget = W.HTML("jupyter_bokeh is not installed: pip install 'motiflab[interactive]'")
         self.views.source.selected.on_change("indices", self._selection_changed)
+        # the page asks for the playback frames by bumping the frames source's tags
+        self.views.frames.on_change("tags", self._frames_requested)
         try:  # large data: sharper rasters when zooming (needs the kernel; the export keeps the overview)
             from bokeh.events import RangesUpdate
 
@@ -379,6 +389,27 @@ class Explorer:
             return
         try:
             self.views.rerasterize(self.analysis, which, (ev.x0, ev.x1), (ev.y0, ev.y1))
+        finally:
+            self.scheduler.unlock()
+
+    def _frames_requested(self, attr, old, new):
+        """The page asks for the playback frames (Play or the frame slider): send the current layout's.
+
+        Between runs they are sent at once; while a run holds the views, a thread
+        sends them when it is done (then the new layout's, if it made one).
+        """
+        if self.scheduler.locked(timeout=0):
+            try:
+                self.views.load_frames()
+            finally:
+                self.scheduler.unlock()
+            return
+        threading.Thread(target=self._load_frames_after_run, name="motiflab-frames", daemon=True).start()
+
+    def _load_frames_after_run(self):
+        self.scheduler.locked()
+        try:
+            self.views.load_frames()
         finally:
             self.scheduler.unlock()
 

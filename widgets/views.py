@@ -16,7 +16,10 @@ the standalone HTML alike:
 Everything a browser needs is shipped once: the playback frames as one float32
 buffer swapped in place client-side, the patches as one uint8 buffer for the
 selection mean. Nothing here needs a kernel, so the same layout works in
-:func:`motiflab.widgets.report.write_report` files.
+:func:`motiflab.widgets.report.write_report` files. In the notebook explorer
+(``lazy_frames=True``) the frames are sent only when the page asks for them
+(Play, or the frame slider), once per layout; :meth:`ExplorerViews.html` always
+writes them.
 
 The views are built once and then *updated in place* by :meth:`ExplorerViews.update`
 (only the columns of the data sources that changed are replaced), which is
@@ -94,6 +97,10 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         Per-column hover thumbnails (left out above :data:`MAX_THUMBNAILS` columns).
     frame_budget_mb : float
         Size limit of the playback frames shipped to the browser.
+    lazy_frames : bool
+        Keep each layout's playback frames in Python until the page asks for
+        them (:meth:`load_frames`; the live explorer) instead of sending them
+        with every layout update. :meth:`html` writes them either way.
     stack_budget_mb : float
         Size limit of the uint8 patch stack used for the client-side selection
         mean; above it the mean is computed in Python (notebook only).
@@ -117,13 +124,14 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
     """
 
     def __init__(self, image, calibration, *, datashade_above=DATASHADE_ABOVE, thumbnails=True,
-                 frame_budget_mb=32.0, stack_budget_mb=32.0, width=520, responsive=False):
+                 frame_budget_mb=32.0, stack_budget_mb=32.0, width=520, responsive=False, lazy_frames=False):
         from bokeh.models import ColumnDataSource
 
         self.calibration = calibration
         self.datashade_above = int(datashade_above)
         self.want_thumbnails = bool(thumbnails)
         self.frame_budget_mb = float(frame_budget_mb)
+        self.lazy_frames = bool(lazy_frames)
         self.stack_budget_mb = float(stack_budget_mb)
         self.width = int(width)
         self.responsive = bool(responsive)
@@ -374,13 +382,15 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
 
         The header's "How this was made" section records the parameters, the
         curation edits, the input file and its SHA-256, the motiflab version and
-        when this file was written.
+        when this file was written. The playback frames are always written (with
+        ``lazy_frames`` they are loaded first, and stay loaded).
         """
         import datetime
 
         from bokeh.embed import file_html
         from bokeh.resources import INLINE
 
+        self.load_frames()  # no kernel behind the file: the page cannot ask for them
         self._set_header(written=datetime.datetime.now().astimezone())
         try:
             return file_html(self.root, resources=INLINE, title=title, suppress_callback_warning=True)

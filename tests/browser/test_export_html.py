@@ -21,12 +21,14 @@ def exported(tmp_path_factory):
     img = make_tmd("MoSe2", shape=(224, 224), chalcogen_vacancy_rate=0.05, dose=100, seed=11).to_signal()
     ex = Explorer(img, background=False, n_iter=80, seed=0)
     path = tmp_path_factory.mktemp("export") / "explorer.html"
+    # the live explorer sends the playback frames only when its page asks; the file must hold them
+    assert len(ex.views.frames.data["it"][0]) == 0
     ex.save_html(path)
     an = ex.analysis
     phys = an.calibration.to_physical(an.positions)
     return dict(path=path, ex=ex, emb=np.asarray(an.layout.embedding, dtype=np.float64), xy=phys[:, ::-1],
                 labels=np.asarray(an.motifs.labels), colors=list(ex.views.source.data["color"]),
-                patch=an.patch_size, n_frames=len(ex.views.frames.data["it"][0]))
+                patch=an.patch_size, n_frames=len(ex.views.kept_frames["it"][0]))
 
 
 def _open(browser, path):
@@ -174,8 +176,14 @@ def test_playback_moves_the_points_and_ends_on_the_final_layout(page, exported, 
     frame = pg.evaluate("() => _ml.frame('embedding')")
     clip = dict(x=frame[0], y=frame[1], width=frame[2], height=frame[3])
     before = _pixels(pg.screenshot(clip=clip))
+    # the file holds every frame (no kernel to ask): Play starts at once, with no "loading frames…"
+    assert exported["n_frames"] > 10
+    assert pg.evaluate("() => _ml.model('frames').data.it[0].length") == exported["n_frames"]
+    pg.evaluate("""() => { window._ml_labels = []; const lab = _ml.model('playback_label');
+        lab.properties.text.change.connect(() => window._ml_labels.push(lab.text)); }""")
     pg.evaluate("() => { _ml.model('playback_speed').value = 30; }")
     pg.get_by_role("button", name="▶ Play").click()
+    assert not any("loading" in t for t in pg.evaluate("() => window._ml_labels"))
     # the player keeps its frame in the page and draws into the separate "playback" source
     pg.wait_for_function("() => _ml.model('playback_iteration').text.startsWith('iteration ')", timeout=5000)
     pg.wait_for_timeout(150)

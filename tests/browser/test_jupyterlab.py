@@ -200,11 +200,16 @@ def test_explorer_fits_a_laptop_screen_and_plays_back_without_the_kernel(browser
             window._ml_status_cb = (_, s) => window._ml_status.push(s);
             k.statusChanged.connect(window._ml_status_cb);
             const lab = _ml.model('playback_label');
-            lab.properties.text.change.connect(() => window._ml_labels.push(lab.text)); }""")
+            lab.properties.text.change.connect(() => window._ml_labels.push(lab.text));
+            const fr = _ml.model('frames');
+            fr.properties.data.change.connect(() => { window._ml_t_frames = performance.now(); }); }""")
         btn = page.locator(".motiflab-explorer").get_by_role("button", name="▶ Play")
         btn.scroll_into_view_if_needed()
+        t_click = page.evaluate("() => performance.now()")
         btn.click()
         page.wait_for_function("() => _ml.model('frames').data.it[0].length > 0", timeout=20000)
+        print(f"JupyterLab playback: frames in the page {page.evaluate('() => window._ml_t_frames') - t_click:.0f} ms "
+              "after Play")
         loading = page.evaluate("() => window._ml_status.splice(0)")   # asking for the frames
         page.wait_for_function("() => _ml.model('playback_iteration').text.startsWith('iteration ')", timeout=5000)
         labels = page.evaluate("() => window._ml_labels")

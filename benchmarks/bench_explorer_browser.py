@@ -36,7 +36,9 @@ value to kernel, debounce wait, kernel compute (FR layout + clustering),
 view update in Python (serialising and sending), transfer until the page holds
 the coordinates, and the page's share after that (later messages, script,
 paint, composite), with the page's long tasks (main thread busy > 50 ms) in
-that interval and the bytes the page sent back to the kernel.
+that interval and the bytes the kernel sent to the page and the page sent back
+to the kernel (all websocket messages from the release until the run is reported
+ready).
 
 One untimed warm-up release per size comes first (shown in the notes). Each
 release starts from an idle explorer and a quiet page (no message and no long
@@ -143,9 +145,9 @@ JS_INSTRUMENT = """() => {
 
 # Before the page's own scripts: stamp every large websocket message as the page receives it, and the
 # page's long tasks (main thread busy > 50 ms), to tell transfer from the page's own work, and every
-# message the page sends to the kernel.
+# message the page sends to the kernel and receives from it.
 JS_PAGE_INIT = """(() => {
-  window._ws = []; window._busy = []; window._sent = [];
+  window._ws = []; window._busy = []; window._sent = []; window._recv = [];
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (d) {
     window._sent.push([performance.now(), typeof d === 'string' ? d.length : (d.byteLength || d.size || 0)]);
@@ -157,6 +159,7 @@ JS_PAGE_INIT = """(() => {
       super(...args);
       this.addEventListener('message', (e) => {
         const d = e.data, n = typeof d === 'string' ? d.length : (d.byteLength || d.size || 0);
+        window._recv.push([performance.now(), n]);
         if (n > 20000) { window._ws.push([performance.now(), n]); }
       });
     }
@@ -299,14 +302,15 @@ def _release(page, slider, value, origin):
     deadline = time.monotonic() + 120
     while (n_runs := int(page.evaluate(JS_KERNEL, idle))) < 0 and time.monotonic() < deadline:
         page.wait_for_timeout(200)
-    page.evaluate("() => { for (const a of [_bench.log, _ws, _busy, _sent]) { a.length = 0; } }")
+    page.evaluate("() => { for (const a of [_bench.log, _ws, _busy, _sent, _recv]) { a.length = 0; } }")
     value = release_at(page, slider, value)
     page.wait_for_function(
         f"""() => new RegExp('ready · run {n_runs + 1}\\\\b').test(
             document.querySelector('.motiflab-explorer').innerText)""", timeout=180000)
     page.wait_for_timeout(500)  # the gallery repaint may come a frame after the status line
     log = page.evaluate("() => window._bench.log.slice()")
-    ws, busy, sent = page.evaluate("() => [window._ws.slice(), window._busy.slice(), window._sent.slice()]")
+    ws, busy, sent, recv = page.evaluate(
+        "() => [window._ws.slice(), window._busy.slice(), window._sent.slice(), window._recv.slice()]")
     text = page.evaluate(JS_KERNEL, "print(_bench_report())")
     try:
         rep = json.loads(text)
@@ -323,14 +327,15 @@ def _release(page, slider, value, origin):
         raise RuntimeError(f"{exc}; kernel updates at {updates} ms, messages received "
                            f"{[(round(t - t0), n) for t, n in ws]}") from None
     m.update(value=value, rep=rep, parts=breakdown(m, rep, origin, busy), log=log, ws=ws, busy=busy,
-             sent_mb=sum(n for t, n in sent if t >= m["release"]) / 1e6)
+             sent_mb=sum(n for t, n in sent if t >= m["release"]) / 1e6,
+             recv_mb=sum(n for t, n in recv if t >= m["release"]) / 1e6)
     return m
 
 
 def _print_release(label, m, origin, verbose):
     print(f"  {label}: stage split → {m['value']}: layout drawn {m['layout']:.3f} s, motifs drawn "
           f"{m['motifs']:.3f} s; " + ", ".join(f"{k} {v:.3f}" for k, v in m["parts"].items())
-          + f"; page sent {m['sent_mb']:.1f} MB to the kernel",
+          + f"; page received {m['recv_mb']:.1f} MB from the kernel, sent {m['sent_mb']:.1f} MB to it",
           file=sys.stderr, flush=True)
     if not verbose:
         return
@@ -441,8 +446,9 @@ def table(results):
         notes.append(f"{rep['n']:,} columns, median of {len(r['runs'])} releases: "
                      + ", ".join(f"{k} {v:.3f} s" for k, v in parts.items())
                      + f" (compute = FR layout {stages['layout']:.3f} s + clustering {stages['motifs']:.3f} s; "
-                       f"then the hierarchy {hier:.2f} s, not in the times); the page sent "
-                       f"{statistics.median(m['sent_mb'] for m in r['runs']):.1f} MB back to the kernel per "
+                       f"then the hierarchy {hier:.2f} s, not in the times); the page received "
+                       f"{statistics.median(m['recv_mb'] for m in r['runs']):.1f} MB from the kernel and sent "
+                       f"{statistics.median(m['sent_mb'] for m in r['runs']):.1f} MB back to it per "
                        f"release; warm-up release: layout "
                        f"{r['warm']['layout']:.2f} s, motifs {r['warm']['motifs']:.2f} s; explorer opened in "
                        f"{r['open_seconds']:.0f} s" + (f"; console errors: {r['errors'][:3]}" if r["errors"] else "")

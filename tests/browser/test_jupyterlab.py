@@ -126,6 +126,17 @@ def test_explorer_in_jupyterlab_updates_after_patch_size_slider(browser, lab, ar
         assert after["tile"] == new_p * new_p
         assert after["gallery"] != before["gallery"] or after["tile"] != before["tile"]
 
+        # the new layout came without its playback frames; moving the frame slider asks for them and
+        # then shows that frame (the slider is the page's own: set it as its drag would)
+        assert page.evaluate("() => _ml.model('frames').data.it[0].length") == 0
+        page.evaluate("() => { _ml.model('playback_slider').value = 3; }")
+        page.wait_for_function("() => _ml.model('frames').data.it[0].length > 0", timeout=20000)
+        page.wait_for_function("() => _ml.model('playback_iteration').text.startsWith('iteration ')", timeout=5000)
+        assert page.evaluate("() => _ml.model('frames').data.n[0]") == after["n"]
+        assert page.evaluate("() => _ml.model('playback_label').text").startswith("FR relaxation: iteration ")
+        page.evaluate("() => { _ml.model('playback_slider').value = _ml.model('playback_slider').end; }")
+        page.wait_for_function("() => _ml.model('embedding_points').visible", timeout=5000)
+
         # a box selection in the browser reaches the kernel (the Python-side label counts it) ...
         fx, fy, fw, fh = page.evaluate("() => _ml.frame('embedding')")
         x0, y0, x1, y1 = fx + 2, fy + 2, fx + fw * 0.5, fy + fh - 2

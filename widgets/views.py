@@ -278,9 +278,14 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
                                              q=np.asarray(cols.rejected_quality, np.float64))
             self.rejected_toggle.label = f"show rejected candidates ({cols.n_rejected})"
             self.source.selected.indices = []
-            self.source.data = data            # new columns: replace the whole table
+            # new columns: replace the whole table, with arrays of its own (a patch writes into them)
+            self.source.data = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in data.items()}
         elif data:
-            self.source.data.update(data)      # same columns: send only what changed
+            # same columns: patch the changed ones whole. An update of ``data`` reaches the page as a
+            # change of the whole table, thumbnails included, and jupyter_bokeh sends every change the
+            # kernel made back to it (10.6 MB per slider release at 5k columns); a patch goes back as
+            # itself
+            self.source.patch({k: [(slice(None), v)] for k, v in data.items()})
         if new_n or "layout" in changed:
             self._set_frames(lay)
         if new_n or "layout" in changed or "motifs" in changed or large != self.large:

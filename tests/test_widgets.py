@@ -223,6 +223,8 @@ def test_layout_updates_do_not_send_the_playback_frames_until_the_page_asks(ex):
 
 
 def test_play_request_sends_the_frames_once_as_one_float32_buffer(ex):
+    import motiflab.widgets._embedding_view as VE
+
     v = ex.views
     events = _frames_events(ex)
     # what the page does on Play (or moving the frame slider): bump the frames source's tags
@@ -237,17 +239,22 @@ def test_play_request_sends_the_frames_once_as_one_float32_buffer(ex):
     np.testing.assert_array_equal(xy.reshape(-1, n, 2)[k], lay.snapshots[-1])
     assert its[0] == 0 and its[-1] == lay.snapshot_iterations[-1]
     assert v.play_slider.end == k
-    v.frames.tags = [2]                      # asked again for the same layout: nothing is re-sent
+    v.frames.tags = [2]                      # asked again at once: they are still on their way
     assert len(events) == 1
+    # asked again later: the page does not have them (its request or the answer was lost), so
+    # they are sent again (an equal value would not be: emptied first)
+    v._frames_sent_at -= VE.FRAMES_RESEND_SECONDS + 1
+    v.frames.tags = [2.5]
+    assert len(events) == 3 and v.frames_loaded and len(v.frames.data["it"][0]) == k + 1
     # a new layout empties the source (the old frames are stale); the next request sends the new ones
     ex._on_param_change("stage2_alpha", 7.0, sync=True)
-    assert len(events) == 2 and len(v.frames.data["it"][0]) == 0 and not v.frames_loaded
+    assert len(events) == 4 and len(v.frames.data["it"][0]) == 0 and not v.frames_loaded
     v.frames.tags = [3]
-    assert len(events) == 3 and v.frames_loaded
+    assert len(events) == 5 and v.frames_loaded
     np.testing.assert_array_equal(v.frames.data["xy"][0].reshape(-1, n, 2)[-1], ex.analysis.layout.snapshots[-1])
     # a change of the motifs only keeps the loaded frames (same layout)
     ex._on_param_change("min_cluster_size", 7, sync=True)
-    assert len(events) == 3 and v.frames_loaded
+    assert len(events) == 5 and v.frames_loaded
 
 
 def test_frames_requested_during_a_run_are_sent_after_it(ex):
@@ -264,6 +271,8 @@ def test_frames_requested_during_a_run_are_sent_after_it(ex):
     try:
         assert held.wait(10)
         ex._frames_requested("tags", [], [1])
+        ex._frames_requested("tags", [1], [2])   # the page asked again: still one thread to answer
+        assert sum(t.name == "motiflab-frames" for t in threading.enumerate()) == 1
         time.sleep(0.2)
         assert not v.frames_loaded           # not while the run holds the views
     finally:

@@ -38,6 +38,8 @@ writing, so a standalone page plays back with no kernel.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ._micrograph_view import HOVER_LIMIT, TOOLS, wheel_zoom_on_click
@@ -81,8 +83,16 @@ window._motiflab_request_frames = window._motiflab_request_frames || function (a
   }
   a.label.text = "FR relaxation: loading frames…";
   // a synced property: the kernel's callback sends the frames (tags of the frames source, a counter)
-  const t = a.frames.tags;
-  a.frames.tags = [((t && t.length ? t[0] : 0) | 0) + 1];
+  const ask = () => { const t = a.frames.tags; a.frames.tags = [((t && t.length ? t[0] : 0) | 0) + 1]; };
+  ask();
+  // a request (or its answer) can be lost: ask again every few seconds until the frames are here
+  let tries = 0;
+  const again = () => {
+    if (window[key] !== then || window._motiflab_frames_ready(a) || ++tries > 8) { return; }
+    ask();
+    setTimeout(again, 4000);
+  };
+  setTimeout(again, 4000);
 };
 window._motiflab_show_frame = window._motiflab_show_frame || function (a, k, playing) {
   const xy = a.frames.data.xy[0], N = a.frames.data.n[0], its = a.frames.data.it[0];
@@ -167,6 +177,10 @@ if (window._motiflab_frames_ready(args_)) {
 """
 
 
+#: a page that asks again for frames it was sent this recently is still receiving them
+FRAMES_RESEND_SECONDS = 6.0
+
+
 class EmbeddingView:
     """Mixin of :class:`~motiflab.widgets.views.ExplorerViews` building the embedding and playback.
 
@@ -196,17 +210,29 @@ class EmbeddingView:
         """Whether the ``"frames"`` source holds the current layout's frames (what the page plays)."""
         return self._frames_kept is not None and self.frames.data.get("xy", [None])[0] is self._frames_kept["xy"][0]
 
-    def load_frames(self) -> bool:
+    def load_frames(self, resend=False) -> bool:
         """Put the current layout's frames into the ``"frames"`` source (sent once per layout).
+
+        Parameters
+        ----------
+        resend : bool
+            Send them again if they were sent already: the page asks only when it
+            does not have them (its request or the answer was lost). At most once
+            per :data:`FRAMES_RESEND_SECONDS`, so a slow answer is not sent twice.
 
         Returns
         -------
         bool
             True when they were sent now; False when already loaded or there is no layout yet.
         """
-        if self._frames_kept is None or self.frames_loaded:
+        if self._frames_kept is None:
             return False
+        if self.frames_loaded:
+            if not resend or time.monotonic() - self._frames_sent_at < FRAMES_RESEND_SECONDS:
+                return False
+            self.frames.data = self._no_frames()   # an equal value would not be sent again
         self.frames.data = dict(self._frames_kept)
+        self._frames_sent_at = time.monotonic()
         return True
 
     def _build_embedding(self):
@@ -249,6 +275,7 @@ class EmbeddingView:
 
         w = int(self.width * 0.9)
         self._frames_kept = None
+        self._frames_sent_at = -float("inf")
         self.frames = ColumnDataSource(self._no_frames(), name="frames")
         # syncable=False: moving them in the page never sends anything to the kernel
         self.play_slider = Slider(start=0, end=1, value=1, step=1, title="frame", width=w - 180,

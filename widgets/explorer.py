@@ -110,6 +110,8 @@ class Explorer:
         # lazy_frames: the playback frames go to the page only when it asks (Play), not with each layout
         self.views = _views.ExplorerViews(an.image, an.calibration, datashade_above=datashade_above, width=width,
                                           lazy_frames=True)
+        self._frames_lock = threading.Lock()
+        self._frames_waiting = False
         self._widgets_ok = self._build_widgets()
         an.on_stage(self._stage_done)
         # progress and cancellation inside the FR layout: this runs at every FR snapshot
@@ -400,16 +402,22 @@ class Explorer:
         """
         if self.scheduler.locked(timeout=0):
             try:
-                self.views.load_frames()
+                self.views.load_frames(resend=True)
             finally:
                 self.scheduler.unlock()
             return
+        with self._frames_lock:  # repeated requests during one run: one thread answers them all
+            if self._frames_waiting:
+                return
+            self._frames_waiting = True
         threading.Thread(target=self._load_frames_after_run, name="motiflab-frames", daemon=True).start()
 
     def _load_frames_after_run(self):
         self.scheduler.locked()
         try:
-            self.views.load_frames()
+            with self._frames_lock:
+                self._frames_waiting = False
+            self.views.load_frames(resend=True)
         finally:
             self.scheduler.unlock()
 

@@ -153,48 +153,22 @@ def test_views_update_in_place_sending_only_changed_columns(ex):
     events = []
     doc.on_change(lambda e: events.append(e))
     thumbs = src.data["thumb"]
-    old_labels = np.array(src.data["motif"])
     ex._on_param_change("stage2_alpha", 7.0, sync=True)
     assert ex.views.source is src
     np.testing.assert_allclose(src.data["ex"], ex.analysis.layout.embedding[:, 0], rtol=1e-6)
-    labels = ex.analysis.motifs.labels
-    np.testing.assert_array_equal(src.data["motif"], labels)
+    np.testing.assert_array_equal(src.data["motif"], ex.analysis.motifs.labels)
     assert src.data["thumb"] is thumbs
-    patched = {}
+    cols = set()
     for e in events:
         if getattr(e, "model", None) is src:
             # patches, not a change of `data`: the page (jupyter_bokeh) sends a `data` change back to
             # the kernel as the whole table, thumbnails included; a patch as itself
             assert type(e).__name__ == "ColumnsPatchedEvent", e
-            for k, entries in e.patches.items():
-                patched.setdefault(k, []).extend(entries)
-    assert {"ex", "ey"} <= set(patched)
-    assert not set(patched) & {"thumb", "x", "y"}  # unchanged columns are not re-sent
-    # motif columns: only the rows whose motif changed (none: not sent at all)
-    moved = np.flatnonzero(old_labels != labels)
-    if len(moved) == 0:
-        assert "motif" not in patched and "color" not in patched
-    elif len(moved) <= 0.05 * len(labels):
-        assert sorted(i for i, _ in patched["motif"]) == moved.tolist()
-        assert len(patched["color"]) <= len(moved)
+            cols |= set(e.patches)
+    assert {"ex", "ey", "motif", "color"} <= cols
+    assert not cols & {"thumb", "x", "y"}  # unchanged columns are not re-sent
     # the old motifs' labels were patched in the table's own copy, not in the analysis's arrays
     assert src.data["motif"] is not ex.analysis.motifs.labels
-
-
-def test_column_patch_sends_only_changed_rows():
-    from motiflab.widgets.views import _column_patch
-
-    old = np.zeros(1000, np.int64)
-    assert _column_patch(old, old.copy()) == []
-    new = old.copy()
-    new[[3, 700]] = 5
-    assert _column_patch(old, new) == [(3, 5), (700, 5)]
-    new[:200] = 1                                   # 20 % of the rows: the whole column
-    (whole,) = _column_patch(old, new)
-    assert whole[0] == slice(None) and whole[1] is new
-    colors = ["#000000"] * 1000
-    assert _column_patch(colors, colors[:3] + ["#ff0000"] + colors[4:]) == [(3, "#ff0000")]
-    assert _column_patch(old, np.zeros(1000))[0][0] == slice(None)   # another kind: sent whole
 
 
 def _frames_events(ex):

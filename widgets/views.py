@@ -81,29 +81,6 @@ MAX_THUMBNAILS = 20000
 DATASHADE_ABOVE = 50_000
 
 
-#: at most this share of a column's rows changed: send those rows, not the whole column
-SPARSE_PATCH_SHARE = 0.05
-
-
-def _column_patch(old, new):
-    """Bokeh patch entries that turn column ``old`` into ``new`` (same length): none, the changed rows, or all.
-
-    A re-clustering usually moves a handful of columns to another motif (13 of 5,225 for a
-    stage-split change): their rows of motif, colour and name are all that has to reach the page.
-    """
-    a = np.asarray(old)
-    b = np.asarray(new)
-    if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
-        return [(slice(None), new)]
-    rows = np.flatnonzero(a != b)
-    if len(rows) == 0:
-        return []
-    if len(rows) > SPARSE_PATCH_SHARE * len(b):
-        return [(slice(None), new)]
-    vals = b[rows].tolist()
-    return [(int(i), v) for i, v in zip(rows.tolist(), vals)]
-
-
 class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, SelectionViews):
     """The linked Bokeh views of one analysis, updated in place.
 
@@ -308,9 +285,7 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             # change of the whole table, thumbnails included, and jupyter_bokeh sends every change the
             # kernel made back to it (10.6 MB per slider release at 5k columns); a patch goes back as
             # itself
-            patches = {k: p for k, p in ((k, _column_patch(self.source.data[k], v)) for k, v in data.items()) if p}
-            if patches:
-                self.source.patch(patches)
+            self.source.patch({k: [(slice(None), v)] for k, v in data.items()})
         if new_n or "layout" in changed:
             self._set_frames(lay)
         if new_n or "layout" in changed or "motifs" in changed or large != self.large:

@@ -56,10 +56,13 @@ def n_threads() -> int:
 
 
 def ranges(n: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` contiguous ranges covering ``0..n`` (fewer if ``n`` is smaller), sizes differing by ≤ 1 chunk."""
-    parts = max(1, min(int(parts), int(n)))
-    chunk = -(-int(n) // parts)
-    return [(lo, min(n, lo + chunk)) for lo in range(0, int(n), chunk)] or [(0, 0)]
+    """At most ``parts`` contiguous ranges of equal length (the last shorter) covering ``0..n``."""
+    n = int(n)
+    if n <= 0:
+        return [(0, 0)]
+    parts = max(1, min(int(parts), n))
+    chunk = -(-n // parts)
+    return [(lo, min(n, lo + chunk)) for lo in range(0, n, chunk)]
 
 
 def for_ranges(kernel, n: int, *args, min_size: int = 1, threads: int | None = None) -> None:

@@ -40,7 +40,6 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _threads
 from ._blas import single_threaded_blas
 from ._threads import executor
 
@@ -328,9 +327,6 @@ KERNEL_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.uint8
 # BLOCK_BYTES.
 SUB_BYTES = 2 * 2**20
 BLOCK_BYTES = 6 * 2**20
-
-# the shared worker pool of the GIL-free kernels (its initial name here is kept for old imports)
-forget_pool = _threads._forget_pool
 
 tls = threading.local()
 

@@ -74,8 +74,8 @@ from ._zernike_checks import (  # noqa: E402,F401,I001
 )
 from ._zernike_d4 import (  # noqa: E402,F401,I001
     BLOCK_BYTES as _BLOCK_BYTES, KERNEL_DTYPES as _KERNEL_DTYPES, SUB_BYTES as _SUB_BYTES, T4 as _T4, T8 as _T8,
-    D4Plan as _D4Plan, block_moments as _d4_block, butterfly_coefs as _butterfly_coefs, executor as _executor,
-    forget_pool as _forget_pool, n_images as _n_images, no_plan as _no_plan, patch_components as _d4_components,
+    D4Plan as _D4Plan, block_moments as _d4_block, butterfly_coefs as _butterfly_coefs,
+    n_images as _n_images, no_plan as _no_plan, patch_components as _d4_components,
     project as _project_d4, tls as _tls, work_buffers as _work_buffers,
 )
 

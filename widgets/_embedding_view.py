@@ -172,7 +172,12 @@ if (window._motiflab_frames_ready(args_)) {
   start();
 } else {
   const wait = window[key] = {waiting: true, text: args_.label.text};
-  window._motiflab_request_frames(args_, () => { if (window[key] === wait) { window[key] = null; start(); } });
+  window._motiflab_request_frames(args_, () => {
+    if (window[key] !== wait) { return; }
+    window[key] = null;
+    args_.label.text = "FR relaxation: playing";   // not "loading frames…" for the whole playback
+    start();
+  });
 }
 """
 

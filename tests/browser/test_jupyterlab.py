@@ -224,7 +224,7 @@ def test_explorer_fits_a_laptop_screen_and_plays_back_without_the_kernel(browser
         loading = page.evaluate("() => window._ml_status.splice(0)")   # asking for the frames
         page.wait_for_function("() => _ml.model('playback_iteration').text.startsWith('iteration ')", timeout=5000)
         labels = page.evaluate("() => window._ml_labels")
-        assert labels[:1] == ["FR relaxation: loading frames…"], labels
+        assert labels[:2] == ["FR relaxation: loading frames…", "FR relaxation: playing"], labels
         page.wait_for_timeout(400)
         page.screenshot(path=os.path.join(artifacts, "jupyterlab_playback_midway.png"))
         end = page.evaluate("() => _ml.model('playback_slider').end")

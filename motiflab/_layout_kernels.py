@@ -65,17 +65,19 @@ def is_neighbour(indices, start, end, r):
 # (no rsqrt approximations), so results do not depend on the CPU's fast paths.
 FLOAT_FLAGS = {"reassoc", "nsz", "contract"}
 
-# Compile time: the force helpers below are separate compiled functions that
-# LLVM inlines into their caller (not numba's IR-level ``inline="always"``), and
-# the exponent is a literal only where the caller passes one (the paper's two
-# stages, see :func:`update_range`); every other exponent shares one
-# run-time-exponent loop.  A literal-exponent copy of every loop for six
-# exponents, inlined at the IR level, took 77 s to compile on a fresh cache;
-# this takes 12 s alone (~22 s in a process that has compiled the rest of the
-# pipeline) at the same speed per iteration (benchmarks/bench_compile.py).
+# Compile time: the force helpers below are inlined into :func:`update_block`
+# at the IR level (numba's ``inline="always"``), so one specialisation of it is
+# typed and lowered, instead of a separately compiled and linked library per
+# helper; the per-iteration drivers call it directly.  That cut the FR kernels'
+# share of a first run from ~4.4 s to ~3 s with the same machine code (the same
+# layout, bit for bit).  The exponents are literals only in
+# :func:`fr_step_paper`, where LLVM inlines update_block and unrolls the
+# powers of the paper's two stages (3.7x faster per iteration at 35k points
+# than the run-time-exponent loop of :func:`fr_step`, which every other
+# exponent shares).
 
 
-@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
+@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy", inline="always")
 def pair_coef(d2, coef, e_int, e, ms, unit):
     """Force coefficient of one pair at squared distance ``d2`` (before its weight).
 
@@ -103,7 +105,7 @@ def pair_coef(d2, coef, e_int, e, ms, unit):
     return c if c < lim else lim
 
 
-@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
+@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy", inline="always")
 def pair_sum(bx, by, bw, cnt, coef, e_int, e, ms, unit):
     """Sum of ``bw * c(d) * (dx, dy)`` over the ``cnt`` gathered pairs (see :func:`pair_coef`)."""
     sx = np.float32(0.0)
@@ -117,7 +119,7 @@ def pair_sum(bx, by, bw, cnt, coef, e_int, e, ms, unit):
     return sx, sy
 
 
-@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
+@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy", inline="always")
 def sample_sum(yi0, yi1, i, px, py, pr, cnt, coef, e_int, e, ms, unit):
     """Repulsion of vertex ``i`` from the first ``cnt`` shared samples (positions ``px, py``).
 
@@ -138,7 +140,7 @@ def sample_sum(yi0, yi1, i, px, py, pr, cnt, coef, e_int, e, ms, unit):
     return sx, sy
 
 
-@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
+@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy", inline="always")
 def pad8(bx, by, bw, cnt):
     """Fill the gather buffers up to the next multiple of 8 with zero-weight pairs.
 
@@ -156,7 +158,22 @@ def pad8(bx, by, bw, cnt):
 @numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
 def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
                   beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr):
-    """Body of :func:`update_range`; compiled once per specialisation (literal arguments)."""
+    """Write the new positions of vertices ``lo..hi-1`` into ``Ynew`` (reads ``Y`` only).
+
+    Per vertex: gather the offsets to its graph neighbours into the scratch
+    rows ``bx, by`` (weights in ``bw``) and sum their forces with the
+    vectorised :func:`pair_sum`; gathering first keeps the random reads out
+    of the SIMD loop.  Negative samples are drawn once per block of
+    ``SAMPLE_BLOCK`` vertices into ``px, py`` (positions) and ``pr``
+    (indices); a vertex sums over the first ``n_neg[i]`` of them
+    (:func:`sample_sum`), skipping itself and, if ``check_nbrs``, its
+    graph neighbours.  Only the drivers :func:`fr_step` and
+    :func:`fr_step_paper` call it, for every thread count (one chunk when
+    single-threaded), so a vertex's update is the same machine code, and the
+    same bits, however the vertices are split.  (A separate serial caller
+    would get its own inlined, differently optimised copy; that broke the
+    bit-identity in a fresh compile.)
+    """
     nn = np.uint64(Y.shape[0])
     zero = np.float32(0.0)
     ms = np.float32(max_step)
@@ -223,53 +240,8 @@ def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
         Ynew[i, 1] = yi1 + sy
 
 
-@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
-def update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr):
-    """Write the new positions of vertices ``lo..hi-1`` into ``Ynew`` (reads ``Y`` only).
-
-    Per vertex: gather the offsets to its graph neighbours into the scratch
-    rows ``bx, by`` (weights in ``bw``) and sum their forces with the
-    vectorised :func:`pair_sum`; gathering first keeps the random reads out
-    of the SIMD loop.  Negative samples are drawn once per block of
-    ``SAMPLE_BLOCK`` vertices into ``px, py`` (positions) and ``pr``
-    (indices); a vertex sums over the first ``n_neg[i]`` of them
-    (:func:`sample_sum`), skipping itself and, if ``check_nbrs``, its
-    graph neighbours.  Only :func:`fr_step` calls it, for every thread count
-    (one chunk when single-threaded), so a vertex's update is the same
-    machine code, and the same bits, however the vertices are split.  (A
-    separate serial caller would get its own inlined, differently optimised
-    copy; that broke the bit-identity in a fresh compile.)
-
-    This copy takes the exponents, the force form and the neighbour check at
-    run time: one compile serves every stage (a force slider that tries many
-    exponents compiles nothing new).  The paper's two stages have their own
-    copy, :func:`update_range_paper`.
-    """
-    update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr)
-
-
 #: (n, m) exponents of the paper's two stages, which :func:`fr_step_paper` runs with literal exponents
 PAPER_EXPONENTS = ((0, 2), (2, 5))
-
-
-@numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
-def update_range_paper(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                        beta, m_exp, m_int, k_neg, lr, max_step, key_it, bx, by, bw, px, py, pr):
-    """:func:`update_range` for the paper's stages (``PAPER_EXPONENTS``, vector forces, no neighbour check).
-
-    The exponents are literals here (numba compiles the helpers once per
-    literal value), so the powers unroll: the default pipeline's loop.  It is a
-    kernel of its own so that a run of the paper's stages does not also compile
-    the run-time copy (~1.5 s on the first run in an environment).
-    """
-    if n_int == 0 and m_int == 2:
-        update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 0,
-                      beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
-    else:
-        update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 2,
-                      beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it, bx, by, bw, px, py, pr)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -295,9 +267,9 @@ def fr_step(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
     for t in range(t0, t1):
         lo = t * chunk
         hi = min(n, lo + chunk)
-        update_range(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                      beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
-                      scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
+        update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
+                     beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
+                     scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
 
 
 # The same driver for the paper's stages.  (A numba kernel that takes the
@@ -306,7 +278,13 @@ def fr_step(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
 @numba.njit(cache=True, nogil=True)
 def fr_step_paper(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
                    beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
-    """:func:`fr_step` with :func:`update_range_paper` (``unit`` and ``check_nbrs`` must be False)."""
+    """:func:`fr_step` for the paper's stages (``PAPER_EXPONENTS``, vector forces, no neighbour check).
+
+    The exponents and flags are literals here, so LLVM's copy of
+    :func:`update_block` unrolls the powers: the default pipeline's loop.  It
+    is a kernel of its own so that a run of the paper's stages does not also
+    compile the run-time copy.  ``unit`` and ``check_nbrs`` must be False.
+    """
     key_it = mix64(np.uint64(seed) ^ mix64(np.uint64(it) + GOLDEN))
     n = Y.shape[0]
     nt = scratch.shape[0]
@@ -314,9 +292,14 @@ def fr_step_paper(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, bl
     for t in range(t0, t1):
         lo = t * chunk
         hi = min(n, lo + chunk)
-        update_range_paper(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp,
-                            n_int, beta, m_exp, m_int, k_neg, lr, max_step, key_it,
-                            scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
+        if n_int == 0 and m_int == 2:
+            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 0,
+                         beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it,
+                         scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
+        else:
+            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 2,
+                         beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it,
+                         scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
 
 
 def int_exponent(e):

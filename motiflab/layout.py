@@ -56,7 +56,6 @@ from ._layout_kernels import (  # noqa: E402,F401,I001
     FLOAT_FLAGS as _FLOAT_FLAGS, GOLDEN as _GOLDEN, SAMPLE_BLOCK as _SAMPLE_BLOCK, fr_step as _fr_step,
     int_exponent as _int_exponent, is_neighbour as _is_neighbour, pad8 as _pad8, pair_coef as _pair_coef,
     pair_sum as _pair_sum, sample_sum as _sample_sum, update_block as _update_block,
-    update_range as _update_range,
 )
 from ._random_kernels import mix64 as _mix64  # noqa: E402,F401,I001
 from .neighbors import check_features as _check_X, check_graph as _check_graph  # noqa: E402,F401,I001

@@ -434,3 +434,20 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
         if bar is not None:
             bar.close()
     return Y, snaps, snap_it
+
+
+def compile_driver(paper):
+    """Compile (or load from numba's cache) one FR driver, running no iteration.
+
+    ``paper`` selects :func:`fr_step_paper` (the paper's stages, as
+    :func:`relax` runs them above ~1 000 points) over :func:`fr_step`.  The
+    arguments have the types :func:`relax` passes, so the specialisation
+    compiled is the one it will use.  For :func:`motiflab.warmup.compile_ahead`.
+    """
+    f32 = np.float32
+    Y = np.zeros((1, 2), f32)
+    i64 = np.zeros(2, np.int64)
+    step = fr_step_paper if paper else fr_step
+    step(0, 0, Y, Y, i64, np.zeros(1, np.int32), np.zeros(1, f32), np.zeros(1, f32), i64, i64,
+         f32(1.0), 0.0, 0, f32(1.0), 2.0, 2, 1.0, f32(1.0), 1.0, False, False, np.uint64(0), 0,
+         np.zeros((1, 5, 8), f32), np.zeros((1, 8), np.int64))

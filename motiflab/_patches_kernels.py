@@ -64,3 +64,14 @@ def rotate_average(start, stop, patches, cosines, sines, out):
                             + fr * (1.0 - fc) * patches[i, r1, c] + fr * fc * patches[i, r1, c1])
                     n += 1
                 out[i, a, b] = acc / n if n > 0 else patches[i, a, b]
+
+
+def compile_gather_bilinear():
+    """Compile (or load from numba's cache) :func:`gather_bilinear` for float32 images, running it on nothing.
+
+    The argument types are those :func:`motiflab.patches.extract_patches` passes
+    for sub-pixel patches of a float32 stack.  For :func:`motiflab.warmup.compile_ahead`.
+    """
+    i64 = np.zeros(1, np.int64)
+    f64 = np.zeros(1, np.float64)
+    gather_bilinear(0, 0, np.zeros((1, 1), np.float32), i64, i64, f64, f64, 1, np.zeros((1, 1, 1), np.float32))

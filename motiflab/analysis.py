@@ -225,7 +225,7 @@ class Analysis:
 
             bar = tqdm(total=len(todo), desc="motiflab", unit="stage")
         try:
-            from .warmup import is_warm, mark_warm
+            from .warmup import compile_ahead, is_warm, mark_warm
 
             for s in todo:
                 if bar is not None:
@@ -238,6 +238,8 @@ class Analysis:
                     self._cache[s] = _Failed(exc)
                     raise
                 dt = time.perf_counter() - t0
+                # in a new environment, compile the later stages' kernels while the next ones compute
+                compile_ahead(self, todo[todo.index(s) + 1:])
                 mark_warm(s)
                 self.log.append((s, dt))
                 for cb in self._callbacks:

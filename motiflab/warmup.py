@@ -20,11 +20,12 @@ Examples
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 
-__all__ = ["warm_up", "is_warm", "mark_warm"]
+__all__ = ["warm_up", "is_warm", "mark_warm", "compile_ahead"]
 
 
 def _marker(stage) -> str:
@@ -57,6 +58,61 @@ def mark_warm(stage) -> None:
             pass
     except OSError:
         pass
+
+
+#: stages whose kernels :func:`compile_ahead` has started compiling in this process
+_AHEAD_STARTED: set = set()
+_AHEAD_LOCK = threading.Lock()
+
+
+def compile_ahead(an, stages) -> threading.Thread | None:
+    """Compile the numba kernels of ``stages`` of ``an`` on a background thread; returns it (or None).
+
+    In an environment that has not run a stage yet (:func:`is_warm`), its
+    kernels are compiled while the stages before it compute, instead of when
+    it starts: the compiler works (numba holds one lock for all compiles, so
+    one kernel at a time) beside the column finding and the k-NN search,
+    which spend their time in NumPy, SciPy and BLAS.  Covered: the sub-pixel
+    patch gather, the k-NN search and fuzzy graph, and the FR driver of the
+    layout.  Needs the columns (the point count picks the kernels); each
+    stage's kernels are started once per process.  A kernel that fails to
+    compile here is left for the stage itself, which then raises the error.
+    """
+    cols = an._cache.get("columns")
+    n = getattr(cols, "positions", None)
+    if n is None:
+        return None
+    n = len(n)
+    with _AHEAD_LOCK:
+        todo = [s for s in stages if s in ("patches", "graph", "layout") and s not in _AHEAD_STARTED
+                and not is_warm(s)]
+        _AHEAD_STARTED.update(todo)
+    if not todo:
+        return None
+    graph_kw = {k: v for k, v in an.params.items() if k in ("n_neighbors",)}
+    estimator = an.layout_estimator() if "layout" in todo else None
+
+    def work():
+        from .neighbors import EXACT_MAX_POINTS
+
+        for stage in todo:
+            try:
+                if stage == "patches":
+                    from ._patches_kernels import compile_gather_bilinear
+
+                    compile_gather_bilinear()
+                elif stage == "graph" and n > graph_kw.get("n_neighbors", 10) + 1:
+                    from ._neighbors_kernels import compile_search
+
+                    compile_search(approx=n > EXACT_MAX_POINTS)
+                elif stage == "layout":
+                    estimator.compile_kernels(n)
+            except Exception:  # noqa: BLE001  (the stage compiles again, and reports, when it runs)
+                pass
+
+    thread = threading.Thread(target=work, name="motiflab-compile-ahead", daemon=True)
+    thread.start()
+    return thread
 
 
 def _pipeline():

@@ -26,3 +26,37 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
                    motiflab.neighbors._fuzzy_weights,
                    motiflab.zernike._d4_block, fast_hdbscan.boruvka.parallel_boruvka):
         assert kernel.signatures, kernel.py_func.__qualname__
+
+
+def test_compile_ahead_compiles_the_specialisations_the_run_then_uses(monkeypatch):
+    """The kernels compiled on the background thread are the ones the stages call: no second specialisation."""
+    from motiflab import Analysis, _layout_kernels, _neighbors_kernels, _patches_kernels, warmup
+    from motiflab.datasets import make_tmd
+
+    monkeypatch.setattr(warmup, "is_warm", lambda stage: False)
+    monkeypatch.setattr(warmup, "_AHEAD_STARTED", set())
+    sim = make_tmd("MoSe2", shape=(320, 320), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
+    an = Analysis(sim.to_signal(), n_iter=6, n_neighbors=6, seed=0, progress=False)
+    assert warmup.compile_ahead(an, ["graph", "layout"]) is None  # no columns yet: the point count is unknown
+    an.get("columns")
+    assert len(an.positions) >= 600  # the FR driver is only compiled ahead from 100 k points
+    thread = warmup.compile_ahead(an, ["patches", "graph", "layout"])
+    thread.join(timeout=600)
+    kernels = (_patches_kernels.gather_bilinear, _neighbors_kernels.push_block, _neighbors_kernels.finalize,
+               _neighbors_kernels.fuzzy_weights, _layout_kernels.fr_step_paper)
+    ahead = {k: list(k.signatures) for k in kernels}
+    assert all(len(s) >= 1 for s in ahead.values())
+    assert warmup.compile_ahead(an, ["graph", "layout"]) is None  # started once per process
+    an.run()
+    assert {k: list(k.signatures) for k in kernels} == ahead
+
+
+def test_compile_ahead_does_nothing_where_the_stages_ran_before(monkeypatch):
+    from motiflab import Analysis, warmup
+    from motiflab.datasets import make_tmd
+
+    monkeypatch.setattr(warmup, "is_warm", lambda stage: True)
+    monkeypatch.setattr(warmup, "_AHEAD_STARTED", set())
+    an = Analysis(make_tmd("MoSe2", shape=(96, 96), seed=0).to_signal(), n_iter=4, seed=0, progress=False)
+    an.get("columns")
+    assert warmup.compile_ahead(an, ["patches", "graph", "layout"]) is None

@@ -1,89 +1,14 @@
-"""numba kernels of column finding: the peak finder's filters and sub-pixel fits (:mod:`motiflab.peaks`).
+"""numba kernels of column finding: the sub-pixel fits of :func:`motiflab.peaks.refine_positions`.
 
 Kept apart from the public module so that it reads as the method; each kernel
 is called from one place there, which validates its inputs first.  Each works
-on a range ``start..stop`` of rows (or positions) and releases the GIL;
-:func:`motiflab._threads.for_ranges` runs the ranges on the threads.
+on a range ``start..stop`` of positions and releases the GIL;
+:func:`motiflab._threads.for_ranges` runs the ranges on the threads.  (The
+peak finder's filters are NumPy, in :mod:`motiflab.peaks`: they need no
+compiling and run as fast.)
 """
 import numba
 import numpy as np
-
-
-# Square minimum filter, mode "nearest" (= scipy.ndimage.minimum_filter(img,
-# 2r+1, mode="nearest")), separable and O(1) per pixel whatever the window
-# (van Herk / Gil-Werman: running minima within blocks of 2r+1, forwards and
-# backwards; each window spans at most two blocks).  Threaded, 4-6x faster than
-# ndimage's single-threaded filter on 2048^2 with r = 30.
-@numba.njit(cache=True, nogil=True)
-def min_rows(start, stop, src, r, out):
-    H, W = src.shape
-    L = 2 * r + 1
-    n = W + 2 * r
-    x = np.empty(n, np.float32)
-    g = np.empty(n, np.float32)
-    h = np.empty(n, np.float32)
-    for i in range(start, stop):
-        for j in range(n):
-            x[j] = src[i, min(max(j - r, 0), W - 1)]
-        for j in range(n):
-            g[j] = x[j] if j % L == 0 else min(g[j - 1], x[j])
-        for j in range(n - 1, -1, -1):
-            h[j] = x[j] if (j % L == L - 1 or j == n - 1) else min(h[j + 1], x[j])
-        for j in range(W):
-            out[i, j] = min(h[j], g[j + 2 * r])
-
-
-#: columns per task of :func:`min_cols`: its inner loops run along rows of this width (SIMD)
-MIN_COLS_CHUNK = 64
-
-
-@numba.njit(cache=True, nogil=True)
-def min_cols(start, stop, src, r, out):
-    """:func:`min_rows` down the columns, for column chunks ``start..stop-1`` of ``MIN_COLS_CHUNK``."""
-    H, W = src.shape
-    L = 2 * r + 1
-    n = H + 2 * r
-    CH = MIN_COLS_CHUNK
-    for c0 in range(start, stop):
-        a = c0 * CH
-        b = min(W, a + CH)
-        g = np.empty((n, b - a), np.float32)
-        h = np.empty((n, b - a), np.float32)
-        for j in range(n):
-            row = min(max(j - r, 0), H - 1)
-            if j % L == 0:
-                for c in range(a, b):
-                    g[j, c - a] = src[row, c]
-            else:
-                for c in range(a, b):
-                    g[j, c - a] = min(g[j - 1, c - a], src[row, c])
-        for j in range(n - 1, -1, -1):
-            row = min(max(j - r, 0), H - 1)
-            if j % L == L - 1 or j == n - 1:
-                for c in range(a, b):
-                    h[j, c - a] = src[row, c]
-            else:
-                for c in range(a, b):
-                    h[j, c - a] = min(h[j + 1, c - a], src[row, c])
-        for j in range(H):
-            for c in range(a, b):
-                out[j, c] = min(h[j, c - a], g[j + 2 * r, c - a])
-
-
-@numba.njit(cache=True, nogil=True)
-def disk_max(start, stop, img, dy, dx, out):
-    H, W = img.shape
-    for i in range(start, stop):
-        for j in range(W):
-            v = img[i, j]
-            ok = True
-            for t in range(dy.size):
-                ii = min(max(i + dy[t], 0), H - 1)
-                jj = min(max(j + dx[t], 0), W - 1)
-                if img[ii, jj] > v:
-                    ok = False
-                    break
-            out[i, j] = ok
 
 
 @numba.njit(cache=True, inline="always")
@@ -250,48 +175,3 @@ def gauss2d_fit(start, stop, img, pos, sigma, radius, n_iter, out, ok):
             out[i, 0] = py
             out[i, 1] = px
             ok[i] = True
-
-
-@numba.njit(cache=True, inline="always")
-def _blur_rows_at(img, y, out_row):
-    """Row ``y`` of ``img`` blurred by the binomial (1, 2, 1)/4 down the columns, then along the row.
-
-    The first and last rows and columns are left unblurred in their own direction.
-    """
-    h, w = img.shape
-    if y == 0 or y == h - 1:
-        for x in range(w):
-            out_row[x] = img[y, x]
-    else:
-        for x in range(w):
-            out_row[x] = np.float32(0.25) * img[y - 1, x] + np.float32(0.5) * img[y, x] + np.float32(0.25) * img[y + 1, x]
-    prev = out_row[0]
-    for x in range(1, w - 1):
-        cur = out_row[x]
-        out_row[x] = np.float32(0.25) * prev + np.float32(0.5) * cur + np.float32(0.25) * out_row[x + 1]
-        prev = cur
-
-
-@numba.njit(cache=True, nogil=True)
-def minus_laplacian(start, stop, img, out):
-    """Rows ``start..stop-1`` of ``out`` = 4 c - (its four neighbours), c = ``img`` after a 3x3 binomial blur; border zero.
-
-    Each row needs the blurred rows above and below it: computed per row in
-    the range's own buffers (three rows of work for one), one pass over memory.
-    """
-    h, w = img.shape
-    up = np.empty(w, np.float32)
-    mid = np.empty(w, np.float32)
-    down = np.empty(w, np.float32)
-    for y in range(start, stop):
-        if y == 0 or y == h - 1:
-            for x in range(w):
-                out[y, x] = 0.0
-            continue
-        _blur_rows_at(img, y - 1, up)
-        _blur_rows_at(img, y, mid)
-        _blur_rows_at(img, y + 1, down)
-        out[y, 0] = 0.0
-        out[y, w - 1] = 0.0
-        for x in range(1, w - 1):
-            out[y, x] = np.float32(4.0) * mid[x] - up[x] - down[x] - mid[x - 1] - mid[x + 1]

@@ -70,8 +70,10 @@ def for_ranges(kernel, n: int, *args, min_size: int = 1, threads: int | None = N
 
     Parameters
     ----------
-    kernel : numba dispatcher compiled with ``nogil=True``
-        Works on items ``start..stop-1`` and writes only their outputs.
+    kernel : numba dispatcher compiled with ``nogil=True``, or a Python function
+        whose work is NumPy calls that release the GIL (the column finder's
+        filters, :mod:`motiflab.peaks`). Works on items ``start..stop-1`` and
+        writes only their outputs.
     n : int
         Number of items.
     *args

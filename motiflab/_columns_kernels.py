@@ -175,3 +175,13 @@ def gauss2d_fit(start, stop, img, pos, sigma, radius, n_iter, out, ok):
             out[i, 0] = py
             out[i, 1] = px
             ok[i] = True
+
+
+def compile_gauss2d_fit():
+    """Compile (or load from numba's cache) :func:`gauss2d_fit`, running it on nothing.
+
+    The argument types are those :func:`motiflab.peaks.refine_positions` passes
+    (a float32 image, float64 positions); for :func:`motiflab.warmup.compile_ahead`.
+    """
+    pos = np.zeros((1, 2), np.float64)
+    gauss2d_fit(0, 0, np.zeros((1, 1), np.float32), pos, 1.0, 1.0, 1, pos, np.zeros(1, np.bool_))

@@ -227,6 +227,8 @@ class Analysis:
         try:
             from .warmup import compile_ahead, is_warm, mark_warm
 
+            # in a new environment, compile kernels of the coming stages while the first ones compute
+            compile_ahead(self, todo)
             for s in todo:
                 if bar is not None:
                     # a new environment compiles numba kernels on first use: say why it waits
@@ -238,8 +240,7 @@ class Analysis:
                     self._cache[s] = _Failed(exc)
                     raise
                 dt = time.perf_counter() - t0
-                # in a new environment, compile the later stages' kernels while the next ones compute
-                compile_ahead(self, todo[todo.index(s) + 1:])
+                compile_ahead(self, todo[todo.index(s) + 1:])  # those the columns' number picks
                 mark_warm(s)
                 self.log.append((s, dt))
                 for cb in self._callbacks:

@@ -60,9 +60,43 @@ def mark_warm(stage) -> None:
         pass
 
 
-#: stages whose kernels :func:`compile_ahead` has started compiling in this process
+#: kernel groups :func:`compile_ahead` has started compiling in this process
 _AHEAD_STARTED: set = set()
 _AHEAD_LOCK = threading.Lock()
+
+
+def _ahead_groups(an, stages):
+    """The kernel groups ``stages`` of ``an`` will run that can be compiled now: {group: compile function}."""
+    groups = {}
+    cols = an._cache.get("columns")
+    n = len(cols.positions) if getattr(cols, "positions", None) is not None else None
+    if "columns" in stages:
+        from ._columns_kernels import compile_gauss2d_fit
+
+        groups["columns"] = compile_gauss2d_fit
+    if "graph" in stages:
+        from ._neighbors_kernels import compile_search
+        from .neighbors import EXACT_MAX_POINTS
+
+        groups["graph"] = lambda: compile_search(approx=False)
+        if n is not None and n > EXACT_MAX_POINTS:
+            groups["graph, approximate"] = lambda: compile_search(approx=True)
+    if n is None:
+        # the rest depends on the number of columns, except that an image of 1024² px or more
+        # nearly always has enough (>= 1 000) for the FR driver of large inputs: compile that
+        # one now, its compile being the longest, rather than in the short wait after the columns
+        if "layout" in stages and np.prod(np.shape(an.image)[:2]) >= 1024**2:
+            estimator = an.layout_estimator()
+            groups["layout"] = lambda: estimator.compile_kernels(10**9)
+        return groups
+    if "patches" in stages:
+        from ._patches_kernels import compile_gather_bilinear
+
+        groups["patches"] = compile_gather_bilinear
+    if "layout" in stages:
+        estimator = an.layout_estimator()
+        groups["layout"] = lambda: estimator.compile_kernels(n)
+    return groups
 
 
 def compile_ahead(an, stages) -> threading.Thread | None:
@@ -70,43 +104,28 @@ def compile_ahead(an, stages) -> threading.Thread | None:
 
     In an environment that has not run a stage yet (:func:`is_warm`), its
     kernels are compiled while the stages before it compute, instead of when
-    it starts: the compiler works (numba holds one lock for all compiles, so
-    one kernel at a time) beside the column finding and the k-NN search,
-    which spend their time in NumPy, SciPy and BLAS.  Covered: the sub-pixel
-    patch gather, the k-NN search and fuzzy graph, and the FR driver of the
-    layout.  Needs the columns (the point count picks the kernels); each
-    stage's kernels are started once per process.  A kernel that fails to
-    compile here is left for the stage itself, which then raises the error.
+    it starts: the compiler (numba holds one lock for all compiles, so one
+    kernel at a time) works beside the smoothing, the column finder's filters
+    and the k-NN search, which spend their time in NumPy, SciPy and BLAS.
+    Covered: the columns' Gaussian fit and the k-NN search and fuzzy graph
+    from the start (and the FR driver of large inputs for images of 1024²
+    px or more); once the columns are found (their number picks the
+    kernels), the sub-pixel patch gather, the approximate search and the FR
+    driver of the layout.  Each group is started once per process.  A kernel
+    that fails to compile here is left for its stage, which then raises the
+    error.
     """
-    cols = an._cache.get("columns")
-    n = getattr(cols, "positions", None)
-    if n is None:
-        return None
-    n = len(n)
+    stages = [s for s in stages if not is_warm(s)]
     with _AHEAD_LOCK:
-        todo = [s for s in stages if s in ("patches", "graph", "layout") and s not in _AHEAD_STARTED
-                and not is_warm(s)]
+        todo = {g: f for g, f in _ahead_groups(an, stages).items() if g not in _AHEAD_STARTED}
         _AHEAD_STARTED.update(todo)
     if not todo:
         return None
-    graph_kw = {k: v for k, v in an.params.items() if k in ("n_neighbors",)}
-    estimator = an.layout_estimator() if "layout" in todo else None
 
     def work():
-        from .neighbors import EXACT_MAX_POINTS
-
-        for stage in todo:
+        for compile_group in todo.values():
             try:
-                if stage == "patches":
-                    from ._patches_kernels import compile_gather_bilinear
-
-                    compile_gather_bilinear()
-                elif stage == "graph" and n > graph_kw.get("n_neighbors", 10) + 1:
-                    from ._neighbors_kernels import compile_search
-
-                    compile_search(approx=n > EXACT_MAX_POINTS)
-                elif stage == "layout":
-                    estimator.compile_kernels(n)
+                compile_group()
             except Exception:  # noqa: BLE001  (the stage compiles again, and reports, when it runs)
                 pass
 

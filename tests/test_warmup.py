@@ -18,8 +18,7 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
     # registers the signature, so this holds whether or not they were cached before
     from motiflab import _columns_kernels, _patches_kernels, _separation_kernels, _sites_kernels
 
-    for kernel in (_columns_kernels.com_refine, _columns_kernels.gauss2d_fit, _columns_kernels.disk_max,
-                   _columns_kernels.minus_laplacian,
+    for kernel in (_columns_kernels.com_refine, _columns_kernels.gauss2d_fit,
                    _sites_kernels.lattice_mean, _sites_kernels.side_sums, _separation_kernels.em_free,
                    _separation_kernels.em_tail, _patches_kernels.gather_bilinear, _patches_kernels.rotate_average,
                    motiflab.layout._fr_step, motiflab._layout_kernels.fr_step_paper,
@@ -30,20 +29,23 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
 
 def test_compile_ahead_compiles_the_specialisations_the_run_then_uses(monkeypatch):
     """The kernels compiled on the background thread are the ones the stages call: no second specialisation."""
-    from motiflab import Analysis, _layout_kernels, _neighbors_kernels, _patches_kernels, warmup
+    from motiflab import Analysis, _columns_kernels, _layout_kernels, _neighbors_kernels, _patches_kernels, warmup
     from motiflab.datasets import make_tmd
 
     monkeypatch.setattr(warmup, "is_warm", lambda stage: False)
     monkeypatch.setattr(warmup, "_AHEAD_STARTED", set())
     sim = make_tmd("MoSe2", shape=(320, 320), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
     an = Analysis(sim.to_signal(), n_iter=6, n_neighbors=6, seed=0, progress=False)
-    assert warmup.compile_ahead(an, ["graph", "layout"]) is None  # no columns yet: the point count is unknown
+    # before the columns: what needs no column count (a small image: not the FR driver)
+    warmup.compile_ahead(an, ["columns", "patches", "graph", "layout"]).join(timeout=600)
+    assert _columns_kernels.gauss2d_fit.signatures and _neighbors_kernels.finalize.signatures
+    assert warmup._AHEAD_STARTED == {"columns", "graph"}
     an.get("columns")
     assert len(an.positions) >= 600  # the FR driver is only compiled ahead from 100 k points
     thread = warmup.compile_ahead(an, ["patches", "graph", "layout"])
     thread.join(timeout=600)
-    kernels = (_patches_kernels.gather_bilinear, _neighbors_kernels.push_block, _neighbors_kernels.finalize,
-               _neighbors_kernels.fuzzy_weights, _layout_kernels.fr_step_paper)
+    kernels = (_columns_kernels.gauss2d_fit, _patches_kernels.gather_bilinear, _neighbors_kernels.push_block,
+               _neighbors_kernels.finalize, _neighbors_kernels.fuzzy_weights, _layout_kernels.fr_step_paper)
     ahead = {k: list(k.signatures) for k in kernels}
     assert all(len(s) >= 1 for s in ahead.values())
     assert warmup.compile_ahead(an, ["graph", "layout"]) is None  # started once per process
@@ -58,5 +60,6 @@ def test_compile_ahead_does_nothing_where_the_stages_ran_before(monkeypatch):
     monkeypatch.setattr(warmup, "is_warm", lambda stage: True)
     monkeypatch.setattr(warmup, "_AHEAD_STARTED", set())
     an = Analysis(make_tmd("MoSe2", shape=(96, 96), seed=0).to_signal(), n_iter=4, seed=0, progress=False)
+    assert warmup.compile_ahead(an, ["columns", "patches", "graph", "layout"]) is None
     an.get("columns")
     assert warmup.compile_ahead(an, ["patches", "graph", "layout"]) is None

@@ -269,8 +269,6 @@ def lattice_evidence(zmap, cmap, points, translations, min_per_side=MIN_PER_SIDE
         Mean of ``cmap`` over the in-image translations: the brightness of the
         point's sublattice in the average crystal (NaN if none).
     """
-    from . import _sites_kernels as _k
-
     pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 2)
     t = np.asarray(translations, np.float64).reshape(-1, 2)
     n = len(pts)
@@ -280,8 +278,9 @@ def lattice_evidence(zmap, cmap, points, translations, min_per_side=MIN_PER_SIDE
     zsum = np.empty((n, len(side) + 1))
     zcount = np.empty((n, len(side) + 1), np.int64)
     csum = np.empty(n)
-    for_ranges(_k.side_sums, n, np.ascontiguousarray(zmap, np.float32), np.ascontiguousarray(cmap, np.float32), pts,
-               np.ascontiguousarray(t[:, 0]), np.ascontiguousarray(t[:, 1]), side, zsum, zcount, csum, min_size=64)
+    maps = (np.ascontiguousarray(zmap, np.float32), np.ascontiguousarray(cmap, np.float32))
+    for_ranges(_side_sums, n, maps, pts, t, [np.flatnonzero(s) for s in side], zsum, zcount, csum,
+               min_size=max(64, _CHUNK_SAMPLES // len(t)))
     score = zsum[:, :-1] / np.sqrt(np.maximum(zcount[:, :-1], 1))
     score[zcount[:, :-1] < min_per_side] = np.nan
     # per direction the weaker side where both are in the image, then the weakest direction
@@ -316,8 +315,6 @@ def lattice_average(img, translations, factor=1):
     -------
     ndarray (H // factor, W // factor) float32
     """
-    from . import _sites_kernels as _k
-
     h, w = img.shape
     hs, ws = h // factor, w // factor
     small = np.asarray(img, np.float32)[: hs * factor, : ws * factor]
@@ -325,9 +322,183 @@ def lattice_average(img, translations, factor=1):
         small = small.reshape(hs, factor, ws, factor).mean(axis=(1, 3), dtype=np.float32)
     shifts = np.round(np.asarray(translations, float) / factor).astype(np.int64).reshape(-1, 2)
     out = np.empty((hs, ws), np.float32)
-    for_ranges(_k.lattice_mean, hs, np.ascontiguousarray(small), np.ascontiguousarray(shifts[:, 0]),
-               np.ascontiguousarray(shifts[:, 1]), out, min_size=8)
+    for_ranges(_lattice_mean, hs, np.ascontiguousarray(small), shifts, out, min_size=8)
     return out
+
+
+#: pixels of the lattice average summed at a time: a block stays in a core's L2 cache, and each
+#: add is long enough (~0.1 ms) that threads seldom wait for the GIL between them
+_BLOCK_PIXELS = 131072
+
+
+def _lattice_mean(start, stop, img, shifts, out):
+    """``out[y, x]`` for rows ``start..stop-1``: mean of ``img`` at ``(y, x)`` and at each ``(y, x) + shifts[k]`` inside.
+
+    Each translation adds the overlapping part of ``img`` to a block of rows
+    (NumPy releases the GIL for the adds, so ranges run in parallel); per
+    pixel the terms are added in the order of ``shifts``. The number of terms
+    at a pixel counts the translations that keep both its row and its column
+    inside: with the translations sorted by row shift, those that keep row
+    ``y`` inside are a contiguous run, so a running sum over them of the
+    columns each keeps inside gives the count by one difference. No BLAS
+    here: its calls from several threads at once run ten times slower.
+
+    Parameters
+    ----------
+    start, stop : int
+        Rows to compute.
+    img : ndarray (H, W) float32
+    shifts : ndarray (M, 2) int
+        (row, col) translations.
+    out : ndarray (H, W) float32
+        Written in rows ``start..stop-1``.
+    """
+    h, w = img.shape
+    by_row = shifts[np.argsort(shifts[:, 0], kind="stable")]
+    x = np.arange(w)
+    keeps_col = (x + by_row[:, 1:] >= 0) & (x + by_row[:, 1:] < w)
+    runs = np.zeros((len(shifts) + 1, w), np.float32)  # counts up to M + 1: exact in float32
+    np.cumsum(keeps_col, axis=0, out=runs[1:])
+    moves = [(int(a), int(b)) for a, b in shifts]
+    block = max(1, _BLOCK_PIXELS // w)
+    for b0 in range(start, stop, block):
+        b1 = min(stop, b0 + block)
+        acc = out[b0:b1]
+        acc[...] = img[b0:b1]
+        for sy, sx in moves:
+            y0, y1 = max(b0, -sy), min(b1, h - sy)
+            x0, x1 = max(0, -sx), min(w, w - sx)
+            if y1 > y0 and x1 > x0:
+                acc[y0 - b0:y1 - b0, x0:x1] += img[y0 + sy:y1 + sy, x0 + sx:x1 + sx]
+        y = np.arange(b0, b1)
+        first = np.searchsorted(by_row[:, 0], -y, "left")
+        last = np.searchsorted(by_row[:, 0], h - 1 - y, "right")
+        count = runs[last] - runs[first]
+        count += 1.0
+        acc /= count
+
+
+#: samples (points x translations) handled at a time by :func:`_side_sums`: its work arrays stay in
+#: cache, and each NumPy call is long enough that threads seldom wait for the GIL between them
+#: (at a quarter of this, two threads are slower than one)
+_CHUNK_SAMPLES = 65536
+
+
+def _side_sums(start, stop, maps, points, t, sides, zsum, zcount, csum):
+    """Bilinear samples of two maps at every ``point + t``, summed per side, for points ``start..stop-1``.
+
+    Chunks of points go through work arrays allocated once: allocating them
+    per chunk can cost more than the arithmetic (the allocator hands their
+    pages back to the system and faults them in again). Points whose every
+    translation lands inside the image (most of them) skip the bounds checks.
+    NumPy releases the GIL for the arithmetic, so ranges run in parallel; the
+    samples of a point are added in the order of the translations.
+
+    Parameters
+    ----------
+    start, stop : int
+        Points to compute.
+    maps : (ndarray (H, W) float32, ndarray (H, W) float32)
+        ``zmap`` and ``cmap``.
+    points : ndarray (N, 2) float64
+    t : ndarray (M, 2) float64
+        Translations.
+    sides : list of ndarray int
+        The translations on each side.
+    zsum, zcount : ndarray (N, len(sides) + 1)
+        Sum and number of the in-image ``zmap`` samples over each side's
+        translations, and in the last column over all of them (written for
+        the points computed).
+    csum : ndarray (N,)
+        Sum of the in-image ``cmap`` samples over all translations.
+    """
+    h, w = maps[0].shape
+    p = points[start:stop]
+    # adding the smallest and largest translation bounds every sample (addition is monotonic)
+    interior = ((p[:, 0] + t[:, 0].min() >= 0.0) & (p[:, 0] + t[:, 0].max() < h - 1)
+                & (p[:, 1] + t[:, 1].min() >= 0.0) & (p[:, 1] + t[:, 1].max() < w - 1))
+    chunk = max(2, min(stop - start, _CHUNK_SAMPLES // len(t)))
+    work = _SampleWork(len(t), chunk, max((len(r) for r in sides), default=0))
+    for border in (False, True):
+        todo = start + np.flatnonzero(~interior if border else interior)
+        for lo in range(0, len(todo), chunk):
+            idx = todo[lo:lo + chunk]
+            if len(idx) == 1:  # NumPy sums a single column pairwise: give it two, so every sum adds in order
+                idx = np.repeat(idx, 2)
+            work.sums(maps, points[idx], t, sides, border, idx, zsum, zcount, csum)
+
+
+class _SampleWork:
+    """The work arrays of :func:`_side_sums` for chunks of up to ``n`` points, and the sums of one chunk."""
+
+    def __init__(self, m, n, side):
+        size = m * n
+        self.f64 = [np.empty(size) for _ in range(7)]
+        self.index = [np.empty(size, np.intp) for _ in range(2)]
+        self.value = np.empty(size, np.float32)
+        self.bools = [np.empty(size, bool) for _ in range(2)]
+        self.side = np.empty(side * n)
+        self.total = np.empty(n)
+
+    def sums(self, maps, p, t, sides, border, idx, zsum, zcount, csum):
+        """The sums of :func:`_side_sums` for the points ``p`` (rows ``idx`` of the outputs); ``border``: some samples may fall outside."""
+        h, w = maps[0].shape
+        m, n = len(t), len(p)
+
+        def shaped(a, k=m):  # the first k*n elements of a work array, as (k, n)
+            return a[: k * n].reshape(k, n)
+
+        # (M, n): translations along the first axis; NumPy sums such an array (n > 1) over that
+        # axis one row after another, so each point's samples are added in the order of the
+        # translations, whatever the chunk
+        fy, fx, gy, gx, top, bottom, part = (shaped(a) for a in self.f64)
+        iy, ix = (shaped(a) for a in self.index)
+        v = shaped(self.value)
+        inside, outside = (shaped(a) for a in self.bools)
+        total = self.total[:n]
+        np.add(t[:, :1], p[:, 0], out=fy)
+        np.add(t[:, 1:], p[:, 1], out=fx)
+        if border:
+            np.greater_equal(fy, 0.0, out=inside)
+            inside &= np.greater_equal(fx, 0.0, out=outside)
+            inside &= np.less_equal(fy, h - 1, out=outside)
+            inside &= np.less_equal(fx, w - 1, out=outside)
+            np.logical_not(inside, out=outside)
+        # the cell: truncation is the floor inside, and a sample on the last row or column takes the cell before it
+        np.copyto(iy, fy, casting="unsafe")
+        np.copyto(ix, fx, casting="unsafe")
+        if border:
+            np.clip(iy, 0, h - 2, out=iy)
+            np.clip(ix, 0, w - 2, out=ix)
+        fy -= iy
+        fx -= ix
+        np.subtract(1.0, fy, out=gy)
+        np.subtract(1.0, fx, out=gx)
+        iy *= w
+        iy += ix
+
+        def sample(img):
+            # the four corners are the map seen from four offsets ("clip": no buffered copy; all indices are valid)
+            f = img.ravel()
+            np.multiply(gx, np.take(f, iy, out=v, mode="clip"), out=top)
+            np.add(top, np.multiply(fx, np.take(f[1:], iy, out=v, mode="clip"), out=part), out=top)
+            np.multiply(gx, np.take(f[w:], iy, out=v, mode="clip"), out=bottom)
+            np.add(bottom, np.multiply(fx, np.take(f[w + 1:], iy, out=v, mode="clip"), out=part), out=bottom)
+            np.multiply(top, gy, out=top)
+            np.multiply(bottom, fy, out=bottom)
+            np.add(top, bottom, out=top)
+            if border:
+                np.copyto(top, 0.0, where=outside)
+            return top
+
+        z = sample(maps[0])
+        for s, r in enumerate(sides):
+            zsum[idx, s] = np.add.reduce(np.take(z, r, axis=0, out=shaped(self.side, len(r)), mode="clip"), axis=0,
+                                         out=total)
+            zcount[idx, s] = np.count_nonzero(inside[r], axis=0) if border else len(r)
+        zsum[idx, -1] = np.add.reduce(z, axis=0, out=total)
+        zcount[idx, -1] = np.count_nonzero(inside, axis=0) if border else m
+        csum[idx] = np.add.reduce(sample(maps[1]), axis=0, out=total)
 
 
 def subpixel_peaks(img, rows, cols):

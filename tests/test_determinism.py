@@ -4,11 +4,11 @@ Each configuration runs in a fresh interpreter, since numba's and OpenBLAS's
 thread pools are sized when they load: the built-in sample (2 019 columns,
 above the layout's serial threshold, so two numba threads really split the
 FR iterations) through the whole pipeline, plus a stack large enough for the
-Zernike product to be shared out over the threads in several row blocks.
-Positions, features, layout, labels, class averages and those moments must be
-equal bit for bit (``np.array_equal``), not merely close: before the fixes a
-threaded float32 sgemm changed 47 910 of the sample's 133 254 moments in the
-last bit, the layout moved by up to 0.13 and 5 columns changed motif.
+Zernike transform's threaded symmetry-adapted path. Positions, features,
+layout, labels and class averages must be equal bit for bit (``np.array_equal``),
+not merely close: before the fixes a threaded float32 sgemm changed 47 910 of
+the sample's 133 254 moments in the last bit, the layout moved by up to 0.13
+and 5 columns changed motif.
 """
 import os
 import subprocess
@@ -26,15 +26,15 @@ from motiflab.zernike import zernike_moments
 
 an = motiflab.Analysis(load_sample().image, seed=0).run()
 m = an.motifs
-# 18 MiB of patches: 9 row blocks of the Zernike product, shared out over the threads
+# the symmetry-adapted Zernike path (N * P * P >= 2**22): blocks depend on the thread count
 stack = np.random.default_rng(1).standard_normal((1100, 64, 64)).astype(np.float32)
 np.savez(sys.argv[1], positions=an.positions, features=an.features.X, embedding=an.layout.embedding,
-         labels=m.labels, counts=m.counts, averages=m.class_averages, zernike=zernike_moments(stack))
+         labels=m.labels, counts=m.counts, averages=m.class_averages, d4=zernike_moments(stack))
 """
 
 #: (numba threads, BLAS/OpenMP threads): (1, 1) → (1, 2) changes only BLAS, (1, 2) → (2, 2) only numba
 CONFIGS = [(1, 1), (1, 2), (2, 2)]
-KEYS = ("positions", "features", "embedding", "labels", "counts", "averages", "zernike")
+KEYS = ("positions", "features", "embedding", "labels", "counts", "averages", "d4")
 
 
 def _run(tmp_path, numba_threads, blas_threads):

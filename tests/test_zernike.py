@@ -293,8 +293,8 @@ def test_bad_input_errors():
 
 
 def test_memory_bounded_for_conversion_paths():
-    # float64 input and strided views are converted one block of rows at a time,
-    # never into a full float32 copy
+    # float64 input is read block by block (or converted in 16 MiB chunks on the
+    # dense path), never as a full float32 copy
     import tracemalloc
 
     import motiflab.zernike as zm
@@ -302,9 +302,10 @@ def test_memory_bounded_for_conversion_paths():
     X = np.random.default_rng(7).random((8000, 32, 32))  # 64 MiB float64
     V = np.zeros((8000, 34, 34), np.float32)[:, 1:33, 1:33]  # strided float32 view, 32 MiB
     X32 = X.astype(np.float32)
-    for warm in (X, V, X32):  # basis cache
+    for warm in (X, V, X32):  # basis cache, numba compilation, per-thread work buffers
         zernike_moments(warm)
-    assert 2 * zm._BLOCK_BYTES < 0.4 * X.nbytes  # two threads' conversion buffers fit the bound below
+    # the per-thread work buffers are bounded, whatever N
+    assert zm._tls.mem.nbytes <= zm._BLOCK_BYTES
     tracemalloc.start()
     try:
         zernike_moments(X)
@@ -328,12 +329,12 @@ def test_memory_bounded_for_conversion_paths():
     assert peak < 3 * 8000 * 66 * 4  # only the (N, 66) result
 
 
-# --------------------------------------------------------------------------- blocked product
-def _force_blocks(monkeypatch, P=32):
-    """Blocks of 7 rows of P x P patches, so even small test stacks are shared out over the threads."""
+# --------------------------------------------------------------------------- symmetry-adapted transform
+def _force_d4(monkeypatch):
     import motiflab.zernike as zm
 
-    monkeypatch.setattr(zm, "_BLOCK_BYTES", 7 * 4 * P * P)
+    monkeypatch.setattr(zm, "_D4_MIN_PIXELS", 0)
+    monkeypatch.setattr(zm, "_D4_MIN_P", 0)
     return zm
 
 
@@ -357,41 +358,106 @@ def _basis_or_skip(P, n_max):
 
 @pytest.mark.parametrize("P", [9, 12, 16, 21, 32, 33, 64])
 @pytest.mark.parametrize("n_max", range(13))
-def test_blocked_product_matches_float64_product(monkeypatch, P, n_max):
-    zm = _force_blocks(monkeypatch, P)
-    B32 = _basis_or_skip(P, n_max).astype(np.float32)
+def test_d4_transform_matches_dense_product(P, n_max):
+    import motiflab.zernike as zm
+
+    _basis_or_skip(P, n_max)
+    plan = zm._d4_plan(P, n_max)
+    assert plan is not None
     J = (n_max + 1) * (n_max + 2) // 2
     rng = np.random.default_rng(P * 100 + n_max)
     X = rng.standard_normal((37, P, P)) * 50 + 100
     for dt in (np.float32, np.float64, np.int16, np.uint8):
         Xd = X.astype(dt)
         ref = _reference(Xd, P, n_max)
-        A = zm._project(Xd.reshape(37, -1), B32)
+        A = zm._project_d4(Xd.reshape(37, -1), plan, P, J)
         assert A.dtype == np.float32 and A.shape == (37, J)
         err = np.abs(A - ref).max() / np.abs(ref).max()
         assert err < 1e-5, (dt, err)
+    # and far fewer multiply-adds than the dense product (7x for large patches)
+    if P >= 32 and n_max == 10:
+        assert plan.flops * 6 < 2 * P * P * J
 
 
-def test_blocked_result_does_not_depend_on_the_thread_count(monkeypatch):
-    import numba
+def test_d4_grouping_covers_each_function_once():
+    import motiflab.zernike as zm
 
-    _force_blocks(monkeypatch)
-    X = np.random.default_rng(8).standard_normal((600, 32, 32)).astype(np.float32)
+    for P, n_max in ((16, 10), (21, 10), (32, 10), (33, 12), (64, 10), (24, 0), (24, 3)):
+        plan = zm._d4_plan(P, n_max)
+        J = (n_max + 1) * (n_max + 2) // 2
+        assert sorted(plan.order.tolist()) == list(range(J))  # each OSA column exactly once
+        cols = []
+        for g0, g1, parts in plan.groups:
+            assert len(parts) == 1  # D4-symmetric basis: every function lives in one block
+            blk, W = parts[0]
+            assert W.shape == (plan.sizes[blk], g1 - g0)
+            assert W.dtype == np.float32 and not W.flags.writeable
+            cols += list(range(g0, g1))
+        assert cols == list(range(J))  # the groups tile the grouped output
+        if n_max >= 4:
+            # the six component blocks (ee+, ee-, oo+, oo-, oe, eo) each feed their own group
+            assert sorted(parts[0][0] for _, _, parts in plan.groups) == list(range(6))
+        # the D4 orbits split the quadrant's inside points (diagonal counted once)
+        n_orb, n_quad = plan.sizes[0], plan.sizes[4]
+        diag = np.sum(plan.orb_a == plan.orb_b)
+        assert 2 * n_orb - diag == n_quad == plan.h ** 2 - plan.q_out.size
+
+
+@pytest.mark.parametrize("P", [16, 33])
+def test_d4_block_usage_is_read_off_the_basis(monkeypatch, P):
+    # nothing assumes which function is symmetric how: a basis function that
+    # breaks the mirror symmetry is simply given more component blocks, and the
+    # transform stays exact
+    import motiflab.zernike as zm
+
+    B, w = zm._basis64(P, 4)
+    good = zm._d4_plan(P, 4)  # before the patch: run alone, the cache would be empty
+    Bbad = B.copy()
+    Bbad[(P // 2) * P + P // 2 + 1, 3] += 0.1  # one pixel inside the disk
+    monkeypatch.setattr(zm, "_basis64", lambda P_, n_: (Bbad, w))
+    bad = zm._d4_plan.__wrapped__(P, 4)
+    assert bad.flops > good.flops and len(bad.groups) > len(good.groups)
+    assert max(len(parts) for _, _, parts in bad.groups) > 1
+    X = np.random.default_rng(11).standard_normal((20, P, P))
+    ref = X.reshape(20, -1) @ Bbad
+    assert np.abs(zm._project_d4(X.reshape(20, -1), bad, P, 15) - ref).max() < 1e-5 * np.abs(ref).max()
+
+
+def test_d4_falls_back_to_dense_without_symmetry(monkeypatch):
+    import motiflab.zernike as zm
+
+    rho, theta, inside = zm._grid(16)
+    lopsided = inside.copy()
+    lopsided[0, 0] = True  # one corner pixel counted inside, its mirror images not
+    monkeypatch.setattr(zm, "_grid", lambda P: (rho, theta, lopsided))
+    with pytest.warns(RuntimeWarning, match="not D4-symmetric"):
+        assert zm._d4_plan.__wrapped__(16, 4) is None
+
+
+def test_d4_path_is_taken_and_agrees_with_dense(monkeypatch):
+    import motiflab.zernike as zm
+
+    X = np.random.default_rng(8).standard_normal((6000, 32, 32)).astype(np.float32)
+    seen = {}
+    orig = zm._project_d4
+
+    def spy(*a):
+        seen["d4"] = True
+        return orig(*a)
+
+    monkeypatch.setattr(zm, "_project_d4", spy)
+    A = zernike_moments(X)
+    assert seen.get("d4")  # large stacks take the symmetry-adapted path by default
     ref = _reference(X, 32, 10)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        A1 = zernike_moments(X)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        An = zernike_moments(X)
-    finally:
-        numba.set_num_threads(before)
-    assert np.abs(A1 - ref).max() < 1e-5 * np.abs(ref).max()
-    np.testing.assert_array_equal(A1, An)
+    assert np.abs(A - ref).max() < 1e-5 * np.abs(ref).max()
+    # small stacks keep the dense product
+    seen.clear()
+    zernike_moments(X[:100])
+    assert not seen
 
 
-def test_blocked_layouts_and_dtypes(monkeypatch):
-    _force_blocks(monkeypatch)
+def test_d4_layouts_and_dtypes(monkeypatch):
+    _force_d4(monkeypatch)
     rng = np.random.default_rng(9)
     big = (rng.random((301, 40, 40)) * 1000).astype(np.float64)
     X = big[:, 4:36, 4:36]  # strided 3-D view
@@ -421,8 +487,8 @@ def test_blocked_layouts_and_dtypes(monkeypatch):
 
 
 @pytest.mark.parametrize("P", [24, 31, 64])
-def test_blocked_rotinv_exact_under_rot90_and_flips(monkeypatch, P):
-    _force_blocks(monkeypatch, P)
+def test_d4_rotinv_exact_under_rot90_and_flips(monkeypatch, P):
+    _force_d4(monkeypatch)
     X = np.random.default_rng(10).random((40, P, P)).astype(np.float32)
     f0 = zernike_moments(X, rotinv=True)
     scale = np.abs(f0).max()
@@ -434,8 +500,8 @@ def test_blocked_rotinv_exact_under_rot90_and_flips(monkeypatch, P):
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
-def test_blocked_nan_and_inf_anywhere_are_caught(monkeypatch, dt):
-    _force_blocks(monkeypatch)
+def test_d4_nan_and_inf_anywhere_are_caught(monkeypatch, dt):
+    _force_d4(monkeypatch)
     P = 32
     X = np.zeros((50, P, P), dt)
     for idx, bad in (((3, 0, 0), np.nan), ((7, 0, 31), np.inf), ((11, 16, 16), -np.inf), ((13, 31, 2), np.nan),
@@ -444,20 +510,20 @@ def test_blocked_nan_and_inf_anywhere_are_caught(monkeypatch, dt):
         Y[idx] = bad
         with pytest.raises(MotifLabError, match=f"index {idx[0]}"):
             zernike_moments(Y)
-    # +inf and -inf in one patch (they cancel in the even-m moments) still make it non-finite
+    # +inf and -inf that cancel in a butterfly still end up as NaN
     Y = X.copy()
     Y[5, 0, 0], Y[5, 31, 31] = np.inf, -np.inf
     with pytest.raises(MotifLabError, match="index 5"):
         zernike_moments(Y)
 
 
-def test_blocked_threads_and_blas_setting(monkeypatch):
+def test_d4_threads_and_blas_setting(monkeypatch):
     # concurrent callers get correct results, and the caller's BLAS thread count is restored
     import threading
 
     from threadpoolctl import threadpool_info
 
-    _force_blocks(monkeypatch)
+    _force_d4(monkeypatch)
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     rng = np.random.default_rng(12)
     stacks = [rng.standard_normal((500 + 37 * k, 32, 32)).astype(np.float32) for k in range(4)]

@@ -3,7 +3,8 @@
 numba compiles a kernel the first time it runs and caches the machine code on
 disk (``cache=True``, next to the module, or in ``NUMBA_CACHE_DIR``), so only the
 first analysis in a new environment waits for the compiler (a few seconds on two
-cores: the FR layout, the k-NN search, the columns' Gaussian fit; more for
+cores: the FR layout, the k-NN search, the Zernike transform of large patch
+stacks, the columns' Gaussian fit; more for
 fast_hdbscan, used only for unsubsampled inputs above 10 000 points or
 ``cluster_selection_epsilon > 0``; ``benchmarks/bench_compile.py``), and
 :func:`compile_ahead` lets the compiler work on a background thread while the
@@ -160,10 +161,13 @@ def _large_inputs():
     from .layout import FRLayout
     from .motifs import SKLEARN_MAX_POINTS, hdbscan_estimator
     from .neighbors import knn_graph
+    from .zernike import zernike_moments
 
     rng = np.random.default_rng(0)
     # the FR kernel copy with the paper stages' exponents as literals (above ~800 points)
     FRLayout(n_iter=4, random_state=0).fit_transform(rng.normal(size=(1500, 8)).astype(np.float32))
+    # the symmetry-adapted Zernike transform of large patch stacks (>= 2**22 pixels)
+    zernike_moments(rng.random((16384, 16, 16), dtype=np.float32))
     # the approximate k-NN search used above EXACT_MAX_POINTS columns
     knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
     # fast_hdbscan, used above SKLEARN_MAX_POINTS unsubsampled layout points and for
@@ -186,8 +190,8 @@ def warm_up(progress=True) -> dict:
     dict
         Seconds spent on ``"pipeline"`` (the whole analysis of a small
         synthetic image and its hierarchy) and ``"large_inputs"`` (the kernels
-        only large images use: the FR driver of the paper's stages, approximate
-        k-NN, fast_hdbscan).  Seconds,
+        only large images use: the FR driver of the paper's stages, the blocked
+        Zernike transform, approximate k-NN, fast_hdbscan).  Seconds,
         not minutes, mean the kernels were already cached.
     """
     from tqdm.auto import tqdm

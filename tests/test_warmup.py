@@ -5,6 +5,7 @@ import motiflab._layout_kernels
 import motiflab.columns
 import motiflab.layout
 import motiflab.neighbors
+import motiflab.zernike
 from motiflab.cli import main
 
 
@@ -20,7 +21,8 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
     for kernel in (_columns_kernels.com_refine, _columns_kernels.gauss2d_fit,
                    _patches_kernels.gather_bilinear, _patches_kernels.rotate_average,
                    motiflab.layout._fr_step, motiflab._layout_kernels.fr_step_paper,
-                   motiflab.neighbors._fuzzy_weights, fast_hdbscan.boruvka.parallel_boruvka):
+                   motiflab.neighbors._fuzzy_weights, motiflab.zernike._d4_block,
+                   fast_hdbscan.boruvka.parallel_boruvka):
         assert kernel.signatures, kernel.py_func.__qualname__
 
 

@@ -80,13 +80,20 @@ def _ahead_groups(an, stages):
         from ._patches_kernels import compile_gather_bilinear
 
         groups["patches"] = compile_gather_bilinear
+    big = np.prod(np.shape(an.image)[:2]) >= 1024**2
+    if "features" in stages and big:
+        # the symmetry-adapted Zernike transform runs on stacks of >= 2**22 patch pixels,
+        # which images of this size give: run it once on such a stack (~20 ms warm)
+        from .zernike import zernike_moments
+
+        groups["features"] = lambda: zernike_moments(np.zeros((16384, 16, 16), np.float32))
     if "graph" in stages:
         from ._neighbors_kernels import compile_search
         from .neighbors import EXACT_MAX_POINTS
 
         # the approximate search's extra kernel (cheap) for images that may well have more
         # than EXACT_MAX_POINTS columns, before the FR driver takes the compiler for seconds
-        large = n > EXACT_MAX_POINTS if n is not None else np.prod(np.shape(an.image)[:2]) >= 1024**2
+        large = n > EXACT_MAX_POINTS if n is not None else big
         groups["graph"] = lambda: compile_search(approx=large)
         if n is not None and n > EXACT_MAX_POINTS:
             groups["graph, approximate"] = lambda: compile_search(approx=True)
@@ -94,7 +101,7 @@ def _ahead_groups(an, stages):
         # the rest depends on the number of columns, except that an image of 1024² px or more
         # nearly always has enough (>= 1 000) for the FR driver of large inputs: compile that
         # one now, its compile being the longest, rather than in the short wait after the columns
-        if "layout" in stages and np.prod(np.shape(an.image)[:2]) >= 1024**2:
+        if "layout" in stages and big:
             estimator = an.layout_estimator()
             groups["layout"] = lambda: estimator.compile_kernels(10**9)
         return groups
@@ -114,8 +121,8 @@ def compile_ahead(an, stages) -> threading.Thread | None:
     and the k-NN search, which spend their time in NumPy, SciPy and BLAS.
     Covered: the columns' Gaussian fit, the sub-pixel patch gather and the
     k-NN search and fuzzy graph from the start, in the order the stages
-    need them (and the FR driver of large inputs for images of 1024² px or
-    more); once the columns are found (their number picks the kernels), the
+    need them (and, for images of 1024² px or more, the Zernike transform of
+    large stacks and the FR driver of large inputs); once the columns are found (their number picks the kernels), the
     approximate search and the FR driver of the layout.  Each group is started once per process.  A kernel
     that fails to compile here is left for its stage, which then raises the
     error.

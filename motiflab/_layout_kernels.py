@@ -400,6 +400,12 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
     blk_cnt[:n] = n_neg
     blk_cnt = blk_cnt.reshape(nb, SAMPLE_BLOCK).max(axis=1)
     max_step = float(max_step)
+    paper = [not unit and not check_nbrs and (int_exponent(st.n), int_exponent(st.m)) in PAPER_EXPONENTS
+             for st in stages]
+    # compile now (or wait for compile-ahead): the progress bar then times iterations, not the
+    # compiler (a first iteration of 4 s made it promise a 12-minute layout)
+    for flag in sorted(set(paper)):
+        compile_driver(flag)
     bar = None
     if verbose:
         from tqdm.auto import tqdm
@@ -407,11 +413,10 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
         bar = tqdm(total=n_iter, desc="FR layout", unit="it")
     it = 0
     try:
-        for stage, cnt, fac in zip(stages, counts, factors):
+        for stage, cnt, fac, is_paper in zip(stages, counts, factors, paper):
             n_int = int_exponent(stage.n)
             m_int = int_exponent(stage.m)
-            paper = not unit and not check_nbrs and (n_int, m_int) in PAPER_EXPONENTS
-            step = fr_step_paper if paper else fr_step
+            step = fr_step_paper if is_paper else fr_step
             for t in range(cnt):
                 lr = float(stage.learning_rate) * float(fac[t])
                 for_ranges(step, chunks, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,

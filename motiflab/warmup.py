@@ -119,13 +119,14 @@ def compile_ahead(an, stages) -> threading.Thread | None:
     it starts: the compiler (numba holds one lock for all compiles, so one
     kernel at a time) works beside the smoothing, the column finder's filters
     and the k-NN search, which spend their time in NumPy, SciPy and BLAS.
-    Covered: the columns' Gaussian fit, the sub-pixel patch gather and the
-    k-NN search and fuzzy graph from the start, in the order the stages
-    need them (and, for images of 1024² px or more, the Zernike transform of
-    large stacks and the FR driver of large inputs); once the columns are found (their number picks the kernels), the
-    approximate search and the FR driver of the layout.  Each group is started once per process.  A kernel
-    that fails to compile here is left for its stage, which then raises the
-    error.
+    Covered: from the start, in the order the stages need them, the
+    columns' Gaussian fit, the sub-pixel patch gather and the k-NN search
+    and fuzzy graph (and, for images of 1024² px or more, the Zernike
+    transform of large stacks and the FR driver of large inputs); once the
+    columns are found (their number picks the kernels), the approximate
+    search and the FR driver of the layout.  Each group is started once per
+    process.  A kernel that fails to compile here is left for its stage,
+    which then raises the error.
     """
     stages = [s for s in stages if not is_warm(s)]
     with _AHEAD_LOCK:

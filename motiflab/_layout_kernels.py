@@ -68,17 +68,17 @@ FLOAT_FLAGS = {"reassoc", "nsz", "contract"}
 # Compile time: the force helpers below are inlined into :func:`update_block`
 # at the IR level (numba's ``inline="always"``), so one specialisation of it is
 # typed and lowered, instead of a separately compiled and linked library per
-# helper; the per-iteration drivers call it directly.  That cut the FR kernels'
-# share of a first run from ~4.4 s to ~3 s with the same machine code (the same
-# layout, bit for bit).  The exponents are literals only in
-# :func:`fr_step_paper`: numba compiles update_block once per stage's literal
-# exponents there (~1.4 s each on a first run) and the powers unroll, 3.7x
-# faster per iteration at 35k points than the run-time-exponent copy of
-# :func:`fr_step`, which every other exponent shares.
+# helper; the per-iteration drivers call it directly.  The default pipeline
+# compiles one specialisation (~1.8 s on a first run, with its driver):
+# :func:`fr_step_int`'s, with the flags as literals, no ``pow`` branch and the
+# integer exponents as run-time values, so both paper stages share it.  (Literal
+# exponents, one specialisation per stage, took 3.5 s of compile for no faster
+# an iteration.)  Any other exponent or force form runs :func:`fr_step`'s
+# general copy, ~4x slower per iteration.
 
 
 @numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy", inline="always")
-def pair_coef(d2, coef, e_int, e, ms, unit):
+def pair_coef(d2, coef, e_int, e, ms, unit, int_only):
     """Force coefficient of one pair at squared distance ``d2`` (before its weight).
 
     ``c = coef / (1 + d**e)``, divided by ``d`` if ``unit``, then limited to
@@ -87,11 +87,13 @@ def pair_coef(d2, coef, e_int, e, ms, unit):
     ``0 <= e_int <= 9`` is computed from ``d2`` and ``d`` by selects, without a
     branch or a ``pow`` call, so the loops calling this run on 8-wide float32
     SIMD whether ``e_int`` is a compile-time literal or only known at run time;
-    ``e_int = -1`` (any other exponent) uses ``pow``.
+    ``e_int = -1`` (any other exponent) uses ``pow``, unless ``int_only`` (a
+    literal True in :func:`fr_step_int`) leaves that branch out: a ``pow`` in
+    the loop would keep it from vectorising.
     """
     one = np.float32(1.0)
     inv_d = one / math.sqrt(d2 + np.float32(1e-30))
-    if e_int >= 0:
+    if int_only or e_int >= 0:
         # d**e = d2**(e // 2) * d**(e % 2)
         h = e_int >> 1
         d4 = d2 * d2
@@ -106,21 +108,21 @@ def pair_coef(d2, coef, e_int, e, ms, unit):
 
 
 @numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy", inline="always")
-def pair_sum(bx, by, bw, cnt, coef, e_int, e, ms, unit):
+def pair_sum(bx, by, bw, cnt, coef, e_int, e, ms, unit, int_only):
     """Sum of ``bw * c(d) * (dx, dy)`` over the ``cnt`` gathered pairs (see :func:`pair_coef`)."""
     sx = np.float32(0.0)
     sy = np.float32(0.0)
     for s in range(cnt):
         dx = bx[s]
         dy = by[s]
-        c = pair_coef(dx * dx + dy * dy, coef, e_int, e, ms, unit) * bw[s]
+        c = pair_coef(dx * dx + dy * dy, coef, e_int, e, ms, unit, int_only) * bw[s]
         sx += c * dx
         sy += c * dy
     return sx, sy
 
 
 @numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy", inline="always")
-def sample_sum(yi0, yi1, i, px, py, pr, cnt, coef, e_int, e, ms, unit):
+def sample_sum(yi0, yi1, i, px, py, pr, cnt, coef, e_int, e, ms, unit, int_only):
     """Repulsion of vertex ``i`` from the first ``cnt`` shared samples (positions ``px, py``).
 
     Runs over whole blocks of 8 (the sample buffers are padded); samples past
@@ -134,7 +136,7 @@ def sample_sum(yi0, yi1, i, px, py, pr, cnt, coef, e_int, e, ms, unit):
         dx = yi0 - px[s]
         dy = yi1 - py[s]
         w = np.float32(1.0) if (s < cnt and pr[s] != i) else np.float32(0.0)
-        c = pair_coef(dx * dx + dy * dy, coef, e_int, e, ms, unit) * w
+        c = pair_coef(dx * dx + dy * dy, coef, e_int, e, ms, unit, int_only) * w
         sx += c * dx
         sy += c * dy
     return sx, sy
@@ -157,7 +159,7 @@ def pad8(bx, by, bw, cnt):
 
 @numba.njit(cache=True, fastmath=FLOAT_FLAGS, error_model="numpy")
 def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it, bx, by, bw, px, py, pr):
+                  beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, int_only, key_it, bx, by, bw, px, py, pr):
     """Write the new positions of vertices ``lo..hi-1`` into ``Ynew`` (reads ``Y`` only).
 
     Per vertex: gather the offsets to its graph neighbours into the scratch
@@ -168,7 +170,7 @@ def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
     (indices); a vertex sums over the first ``n_neg[i]`` of them
     (:func:`sample_sum`), skipping itself and, if ``check_nbrs``, its
     graph neighbours.  Only the drivers :func:`fr_step` and
-    :func:`fr_step_paper` call it, for every thread count (one chunk when
+    :func:`fr_step_int` call it, for every thread count (one chunk when
     single-threaded), so a vertex's update is the same machine code, and the
     same bits, however the vertices are split.  (A separate serial caller
     would get its own inlined, differently optimised copy; that broke the
@@ -192,7 +194,7 @@ def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
             bw[k] = weights[p]
             k += 1
         k = pad8(bx, by, bw, k)
-        ax, ay = pair_sum(bx, by, bw, k, alpha, n_int, n_exp, ms, unit)
+        ax, ay = pair_sum(bx, by, bw, k, alpha, n_int, n_exp, ms, unit, int_only)
         ax *= inv_wsum[i]
         ay *= inv_wsum[i]
         # --- repulsion from negative samples (k' per unit of edge weight), drawn
@@ -222,9 +224,9 @@ def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
                 by[s] = yi1 - py[s]
                 hit = pr[s] == i or is_neighbour(indices, start, end, pr[s])
                 bw[s] = zero if hit else np.float32(1.0)
-            rx, ry = pair_sum(bx, by, bw, pad8(bx, by, bw, cnt), beta, m_int, m_exp, ms, unit)
+            rx, ry = pair_sum(bx, by, bw, pad8(bx, by, bw, cnt), beta, m_int, m_exp, ms, unit, int_only)
         else:
-            rx, ry = sample_sum(yi0, yi1, i, px, py, pr, cnt, beta, m_int, m_exp, ms, unit)
+            rx, ry = sample_sum(yi0, yi1, i, px, py, pr, cnt, beta, m_int, m_exp, ms, unit, int_only)
         if cnt > 0:
             sc = np.float32(k_neg / cnt)
             rx *= sc
@@ -240,8 +242,6 @@ def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
         Ynew[i, 1] = yi1 + sy
 
 
-#: (n, m) exponents of the paper's two stages, which :func:`fr_step_paper` runs with literal exponents
-PAPER_EXPONENTS = ((0, 2), (2, 5))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -268,23 +268,23 @@ def fr_step(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
         lo = t * chunk
         hi = min(n, lo + chunk)
         update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                     beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, key_it,
+                     beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, False, key_it,
                      scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
 
 
-# The same driver for the paper's stages.  (A numba kernel that takes the
+# The same driver for integer exponents.  (A numba kernel that takes the
 # range function as an argument is not cached between processes, so the few
 # lines are repeated.)
 @numba.njit(cache=True, nogil=True)
-def fr_step_paper(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
-                   beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
-    """:func:`fr_step` for the paper's stages (``PAPER_EXPONENTS``, vector forces, no neighbour check).
+def fr_step_int(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
+                beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):
+    """:func:`fr_step` for integer exponents 0..9, vector forces and no neighbour check (the default).
 
-    The exponents and flags are literals here, so numba compiles
-    :func:`update_block` once per stage with its powers unrolled: the default
-    pipeline's loop.  It
-    is a kernel of its own so that a run of the paper's stages does not also
-    compile the run-time copy.  ``unit`` and ``check_nbrs`` must be False.
+    The flags are literals here, so numba compiles one specialisation of
+    :func:`update_block` without the ``pow`` and neighbour-check branches,
+    whose force loops vectorise for any integer exponents (run-time values,
+    so the paper's two stages share it).  ``unit`` and ``check_nbrs`` must be
+    False and ``n_int, m_int`` in 0..9.
     """
     key_it = mix64(np.uint64(seed) ^ mix64(np.uint64(it) + GOLDEN))
     n = Y.shape[0]
@@ -293,14 +293,9 @@ def fr_step_paper(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, bl
     for t in range(t0, t1):
         lo = t * chunk
         hi = min(n, lo + chunk)
-        if n_int == 0 and m_int == 2:
-            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 0,
-                         beta, m_exp, 2, k_neg, lr, max_step, False, False, key_it,
-                         scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
-        else:
-            update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, 2,
-                         beta, m_exp, 5, k_neg, lr, max_step, False, False, key_it,
-                         scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
+        update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
+                     beta, m_exp, m_int, k_neg, lr, max_step, False, False, True, key_it,
+                     scratch[t, 0], scratch[t, 1], scratch[t, 2], scratch[t, 3], scratch[t, 4], iscratch[t])
 
 
 def int_exponent(e):
@@ -401,11 +396,11 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
     blk_cnt[:n] = n_neg
     blk_cnt = blk_cnt.reshape(nb, SAMPLE_BLOCK).max(axis=1)
     max_step = float(max_step)
-    paper = [not unit and not check_nbrs and (int_exponent(st.n), int_exponent(st.m)) in PAPER_EXPONENTS
-             for st in stages]
+    fast = [not unit and not check_nbrs and int_exponent(st.n) >= 0 and int_exponent(st.m) >= 0
+            for st in stages]
     # compile now (or wait for compile-ahead): the progress bar then times iterations, not the
     # compiler (a first iteration of 4 s made it promise a 12-minute layout)
-    for flag in sorted(set(paper)):
+    for flag in sorted(set(fast)):
         compile_driver(flag)
     bar = None
     if verbose:
@@ -414,10 +409,10 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
         bar = tqdm(total=n_iter, desc="FR layout", unit="it")
     it = 0
     try:
-        for stage, cnt, fac, is_paper in zip(stages, counts, factors, paper):
+        for stage, cnt, fac, is_fast in zip(stages, counts, factors, fast):
             n_int = int_exponent(stage.n)
             m_int = int_exponent(stage.m)
-            step = fr_step_paper if is_paper else fr_step
+            step = fr_step_int if is_fast else fr_step
             for t in range(cnt):
                 lr = float(stage.learning_rate) * float(fac[t])
                 for_ranges(step, chunks, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt,
@@ -442,18 +437,19 @@ def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, s
     return Y, snaps, snap_it
 
 
-def compile_driver(paper):
+def compile_driver(fast):
     """Compile (or load from numba's cache) one FR driver, running no iteration.
 
-    ``paper`` selects :func:`fr_step_paper` (the paper's stages, as
-    :func:`relax` runs them above ~1 000 points) over :func:`fr_step`.  The
+    ``fast`` selects :func:`fr_step_int` (integer exponents, vector forces,
+    no neighbour check: the paper's stages as :func:`relax` runs them above
+    ~1 000 points) over :func:`fr_step`.  The
     arguments have the types :func:`relax` passes, so the specialisation
     compiled is the one it will use.  For :func:`motiflab.warmup.compile_ahead`.
     """
     f32 = np.float32
     Y = np.zeros((1, 2), f32)
     i64 = np.zeros(2, np.int64)
-    step = fr_step_paper if paper else fr_step
+    step = fr_step_int if fast else fr_step
     step(0, 0, Y, Y, i64, np.zeros(1, np.int32), np.zeros(1, f32), np.zeros(1, f32), i64, i64,
          f32(1.0), 0.0, 0, f32(1.0), 2.0, 2, 1.0, f32(1.0), 1.0, False, False, np.uint64(0), 0,
          np.zeros((1, 5, 8), f32), np.zeros((1, 8), np.int64))

@@ -82,7 +82,7 @@ def test_stage_two_compacts_without_global_contraction(mixture, fitted):
     [
         # 600 points: negative samples are checked against the graph (generic kernel)
         ("small", {}),
-        # 3000 points, paper stages: the specialised kernels of the two stages
+        # 3000 points, paper stages: the integer-exponent kernel both stages share
         ("mixture", {}),
         # other exponents and the unit force form: the generic kernel
         ("mixture", {"stages": (ForceStage(1, 1, 1, 3, 2.0), ForceStage(4, 1, 2.5, 4)), "force_form": "unit"}),
@@ -314,8 +314,12 @@ def test_pair_force_coefficient_matches_its_formula(unit):
             if unit:
                 want /= d
             want = min(want, ms / d)
-            got = _pair_coef(np.float32(d * d), np.float32(coef), _int_exponent(e), float(e), np.float32(ms), unit)
+            e_int = _int_exponent(e)
+            got = _pair_coef(np.float32(d * d), np.float32(coef), e_int, float(e), np.float32(ms), unit, False)
             assert got == pytest.approx(want, rel=2e-6), (d, e)
+            if e_int >= 0:  # the integer-exponent kernel's copy, without the pow branch
+                got = _pair_coef(np.float32(d * d), np.float32(coef), e_int, float(e), np.float32(ms), unit, True)
+                assert got == pytest.approx(want, rel=2e-6), (d, e)
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
 
     for kernel in (_columns_kernels.com_refine, _columns_kernels.gauss2d_fit,
                    _patches_kernels.gather_bilinear, _patches_kernels.rotate_average,
-                   motiflab.layout._fr_step, motiflab._layout_kernels.fr_step_paper,
+                   motiflab.layout._fr_step, motiflab._layout_kernels.fr_step_int,
                    motiflab.neighbors._fuzzy_weights, motiflab.zernike._d4_block,
                    fast_hdbscan.boruvka.parallel_boruvka):
         assert kernel.signatures, kernel.py_func.__qualname__
@@ -44,7 +44,7 @@ def test_compile_ahead_compiles_the_specialisations_the_run_then_uses(monkeypatc
     thread = warmup.compile_ahead(an, ["patches", "graph", "layout"])
     thread.join(timeout=600)
     kernels = (_columns_kernels.gauss2d_fit, _patches_kernels.gather_bilinear, _neighbors_kernels.push_block,
-               _neighbors_kernels.finalize, _neighbors_kernels.fuzzy_weights, _layout_kernels.fr_step_paper)
+               _neighbors_kernels.finalize, _neighbors_kernels.fuzzy_weights, _layout_kernels.fr_step_int)
     ahead = {k: list(k.signatures) for k in kernels}
     assert all(len(s) >= 1 for s in ahead.values())
     assert warmup.compile_ahead(an, ["graph", "layout"]) is None  # started once per process

@@ -3,8 +3,8 @@
 numba compiles a kernel the first time it runs and caches the machine code on
 disk (``cache=True``, next to the module, or in ``NUMBA_CACHE_DIR``), so only the
 first analysis in a new environment waits for the compiler (a few seconds on two
-cores: the FR layout, the k-NN search, the Zernike transform of large patch
-stacks, the columns' Gaussian fit; more for
+cores: the FR layout, the k-NN search, the Zernike transform of large stacks
+of large patches, the columns' Gaussian fit; more for
 fast_hdbscan, used only for unsubsampled inputs above 10 000 points or
 ``cluster_selection_epsilon > 0``; ``benchmarks/bench_compile.py``), and
 :func:`compile_ahead` lets the compiler work on a background thread while the
@@ -81,12 +81,14 @@ def _ahead_groups(an, stages):
 
         groups["patches"] = compile_gather_bilinear
     big = np.prod(np.shape(an.image)[:2]) >= 1024**2
-    if "features" in stages and big:
-        # the symmetry-adapted Zernike transform runs on stacks of >= 2**22 patch pixels,
-        # which images of this size give: run it once on such a stack (~20 ms warm)
-        from .zernike import zernike_moments
+    P = getattr(an._cache.get("patch_size"), "patch_size", None)
+    if "features" in stages and n is not None and P is not None:
+        from .zernike import takes_d4, zernike_moments
 
-        groups["features"] = lambda: zernike_moments(np.zeros((16384, 16, 16), np.float32))
+        if takes_d4(n, int(P)):
+            # the symmetry-adapted Zernike transform of large stacks of large patches:
+            # run it once on such a stack (~10 ms warm)
+            groups["features"] = lambda: zernike_moments(np.zeros((4096, 32, 32), np.float32))
     if "graph" in stages:
         from ._neighbors_kernels import compile_search
         from .neighbors import EXACT_MAX_POINTS
@@ -121,10 +123,11 @@ def compile_ahead(an, stages) -> threading.Thread | None:
     and the k-NN search, which spend their time in NumPy, SciPy and BLAS.
     Covered: from the start, in the order the stages need them, the
     columns' Gaussian fit, the sub-pixel patch gather and the k-NN search
-    and fuzzy graph (and, for images of 1024² px or more, the Zernike
-    transform of large stacks and the FR driver of large inputs); once the
-    columns are found (their number picks the kernels), the approximate
-    search and the FR driver of the layout.  Each group is started once per
+    and fuzzy graph (and, for images of 1024² px or more, the FR driver of
+    large inputs); once the columns are found (their number picks the
+    kernels), the approximate search and the FR driver of the layout; once
+    the patch size is known, the Zernike transform of large stacks where it
+    will run (:func:`motiflab.zernike.takes_d4`).  Each group is started once per
     process.  A kernel that fails to compile here is left for its stage,
     which then raises the error.
     """
@@ -174,8 +177,8 @@ def _large_inputs():
     rng = np.random.default_rng(0)
     # the FR kernel copy with the paper stages' exponents as literals (above ~800 points)
     FRLayout(n_iter=4, random_state=0).fit_transform(rng.normal(size=(1500, 8)).astype(np.float32))
-    # the symmetry-adapted Zernike transform of large patch stacks (>= 2**22 pixels)
-    zernike_moments(rng.random((16384, 16, 16), dtype=np.float32))
+    # the symmetry-adapted Zernike transform of large stacks of large patches (>= 2**22 pixels, >= 32²)
+    zernike_moments(rng.random((4096, 32, 32), dtype=np.float32))
     # the approximate k-NN search used above EXACT_MAX_POINTS columns
     knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
     # fast_hdbscan, used above SKLEARN_MAX_POINTS unsubsampled layout points and for

@@ -230,18 +230,20 @@ def fuzzy_weights(start, stop, dist, target, n_iter, tol, w):
 # --------------------------------------------------------------------------
 # compiling ahead
 # --------------------------------------------------------------------------
-def compile_search(approx):
+def compile_search(approx, exact=True):
     """Compile (or load from numba's cache) the kernels of a k-NN search and fuzzy graph, running none.
 
     Each kernel is called on an empty range with arguments of the dtypes
     :mod:`motiflab.neighbors` passes, so the one specialisation a search uses
-    is the one compiled.  ``approx`` adds the nearest-cells kernel of the
-    approximate search.  For :func:`motiflab.warmup.compile_ahead`.
+    is the one compiled.  ``exact``: the kernels every search uses (the
+    exact search's); ``approx``: the nearest-cells kernel the approximate
+    search adds.  For :func:`motiflab.warmup.compile_ahead`.
     """
     f32 = np.zeros((1, 1), np.float32)
     i64 = np.zeros((1, 1), np.int64)
-    push_block(0, 0, f32, f32[0], i64[0], i64[0], f32, i64)
-    finalize(0, 0, f32, i64, 1, np.zeros((1, 1), np.int32), f32)
-    fuzzy_weights(0, 0, f32, 1.0, 1, 1e-5, f32)
+    if exact:
+        push_block(0, 0, f32, f32[0], i64[0], i64[0], f32, i64)
+        finalize(0, 0, f32, i64, 1, np.zeros((1, 1), np.int32), f32)
+        fuzzy_weights(0, 0, f32, 1.0, 1, 1e-5, f32)
     if approx:
         smallest_k(0, 0, f32, i64)

@@ -224,9 +224,11 @@ class Analysis:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo), desc="motiflab", unit="stage")
-        try:
-            from .warmup import compile_ahead, is_warm, mark_warm
+        from . import warmup
+        from .warmup import compile_ahead, is_warm, mark_warm
 
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
             # in a new environment, compile kernels of the coming stages while the first ones compute
             compile_ahead(self, todo)
             for s in todo:
@@ -234,6 +236,7 @@ class Analysis:
                     # a new environment compiles numba kernels on first use: say why it waits
                     bar.set_postfix_str(s if is_warm(s) else f"{s} (compiling once)")
                 t0 = time.perf_counter()
+                warmup.await_ahead(s)  # kernels a helper process is compiling: load them, do not compile again
                 try:
                     self._cache[s] = COMPUTE[s](self)
                 except MotifLabError as exc:
@@ -248,6 +251,9 @@ class Analysis:
                 if bar is not None:
                     bar.update()
         finally:
+            self._depth -= 1
+            if todo and not self._depth:
+                warmup.release_helper()  # a compile helper exits once it has compiled what it was sent
             if bar is not None:
                 bar.close()
         return self._cache[stage]

@@ -499,24 +499,34 @@ class FRLayout(TransformerMixin, BaseEstimator):
             raise MotifLabError("init array contains NaN or infinite values.")
         return np.array(Y, dtype=np.float32, order="C", copy=True)
 
-    def compile_kernels(self, n_points):
-        """Compile (or load from numba's cache) the FR kernel a fit of ``n_points`` will run; returns nothing.
+    def kernel_flags(self, n_points):
+        """Which FR drivers a fit of ``n_points`` will run: the ``fast`` flags of :func:`compile_driver`.
 
-        A fit compiles its kernel on first use anyway; this lets a caller do
-        it earlier, on another thread, while it computes the graph
-        (:func:`motiflab.warmup.compile_ahead`).  Below ``100 * n_neighbors``
-        points, where the kernel that runs depends on the graph's density, it
-        compiles nothing.
+        Below ``100 * n_neighbors`` points, where the driver depends on the
+        graph's density, none (an empty list).
         """
-        from ._layout_kernels import compile_driver, int_exponent
+        from ._layout_kernels import int_exponent
 
         stages = self.stages if self.stages is not None else PAPER_STAGES
         # relax() checks graph neighbours among the negative samples when the graph
         # holds > 2 % of all pairs; its <= 2 k n entries never do from 100 k points on
         if n_points < 100 * self.n_neighbors:
-            return
+            return []
         fast = [self.force_form == "vector" and int_exponent(s.n) >= 0 and int_exponent(s.m) >= 0 for s in stages]
-        for flag in sorted(set(fast)):
+        return sorted(set(fast))
+
+    def compile_kernels(self, n_points):
+        """Compile (or load from numba's cache) the FR kernel a fit of ``n_points`` will run; returns nothing.
+
+        A fit compiles its kernel on first use anyway; this lets a caller do
+        it earlier, while it computes the graph
+        (:func:`motiflab.warmup.compile_ahead`).  Below ``100 * n_neighbors``
+        points, where the kernel that runs depends on the graph's density, it
+        compiles nothing.
+        """
+        from ._layout_kernels import compile_driver
+
+        for flag in self.kernel_flags(n_points):
             compile_driver(flag)
 
     def _relax(self, Y, g, stages, counts, factors, every, seed, kneg):

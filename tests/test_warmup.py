@@ -31,6 +31,7 @@ def test_compile_ahead_compiles_the_specialisations_the_run_then_uses(monkeypatc
     from motiflab import Analysis, _columns_kernels, _layout_kernels, _neighbors_kernels, _patches_kernels, warmup
     from motiflab.datasets import make_tmd
 
+    monkeypatch.setenv("MOTIFLAB_COMPILE_AHEAD", "thread")  # in this process, where the signatures show
     monkeypatch.setattr(warmup, "is_warm", lambda stage: False)
     monkeypatch.setattr(warmup, "_AHEAD_STARTED", set())
     sim = make_tmd("MoSe2", shape=(320, 320), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
@@ -41,8 +42,7 @@ def test_compile_ahead_compiles_the_specialisations_the_run_then_uses(monkeypatc
     assert warmup._AHEAD_STARTED == {"columns", "patches", "graph"}
     an.get("columns")
     assert len(an.positions) >= 600  # the FR driver is only compiled ahead from 100 k points
-    thread = warmup.compile_ahead(an, ["patches", "graph", "layout"])
-    thread.join(timeout=600)
+    warmup.compile_ahead(an, ["patches", "graph", "layout"]).join(timeout=600)
     kernels = (_columns_kernels.gauss2d_fit, _patches_kernels.gather_bilinear, _neighbors_kernels.push_block,
                _neighbors_kernels.finalize, _neighbors_kernels.fuzzy_weights, _layout_kernels.fr_step_int)
     ahead = {k: list(k.signatures) for k in kernels}
@@ -62,3 +62,67 @@ def test_compile_ahead_does_nothing_where_the_stages_ran_before(monkeypatch):
     assert warmup.compile_ahead(an, ["columns", "patches", "graph", "layout"]) is None
     an.get("columns")
     assert warmup.compile_ahead(an, ["patches", "graph", "layout"]) is None
+
+
+_HELPER_RUN = r"""
+import json, sys
+from motiflab import Analysis, warmup
+from motiflab import _layout_kernels, _neighbors_kernels, _patches_kernels
+from motiflab.datasets import make_tmd
+
+sim = make_tmd("MoSe2", shape=(320, 320), chalcogen_vacancy_rate=0.05, dose=60, seed=0)
+an = Analysis(sim.to_signal(), n_iter=6, n_neighbors=6, seed=0, progress=False).run()
+helper = warmup._HELPER[0]
+helper.proc.wait(timeout=600)  # released at the end of the run: it exits once done
+kernels = {k.py_func.__name__: k for k in (_patches_kernels.gather_bilinear, _neighbors_kernels.push_block,
+           _neighbors_kernels.finalize, _neighbors_kernels.fuzzy_weights, _layout_kernels.fr_step_int)}
+print(json.dumps({"n": len(an.positions), "returncode": helper.proc.returncode, "groups": helper.groups,
+                  "stats": {name: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
+                            for name, k in kernels.items()}}))
+"""
+
+
+def test_a_helper_process_compiles_what_the_stages_then_load(tmp_path):
+    """A first run in a new environment: the k-NN, patch and FR kernels are compiled by the helper
+    process and loaded from numba's cache by the stages (cache hits, no compile of their own)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), MOTIFLAB_COMPILE_AHEAD="process")
+    out = subprocess.run([sys.executable, "-c", _HELPER_RUN], env=env, capture_output=True, text=True,
+                         timeout=900, check=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["n"] >= 600  # enough points (100 * n_neighbors) for the FR driver to be compiled ahead
+    assert res["returncode"] == 0
+    assert {"patches", "graph", "layout"} <= set(res["groups"])
+    for name, (hits, misses) in res["stats"].items():
+        assert hits >= 1 and misses == 0, (name, hits, misses)
+
+
+def test_compile_ahead_falls_back_to_a_thread_when_no_helper_starts(monkeypatch):
+    import sys
+
+    from motiflab import Analysis, _patches_kernels, warmup
+    from motiflab.datasets import make_tmd
+
+    monkeypatch.setenv("MOTIFLAB_COMPILE_AHEAD", "process")
+    monkeypatch.setattr(warmup, "is_warm", lambda stage: False)
+    monkeypatch.setattr(warmup, "_AHEAD_STARTED", set())
+    monkeypatch.setattr(warmup, "_HELPER", [])
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    an = Analysis(make_tmd("MoSe2", shape=(96, 96), seed=0).to_signal(), n_iter=4, seed=0, progress=False)
+    handle = warmup.compile_ahead(an, ["columns", "patches"])
+    handle.join(timeout=600)
+    assert handle.groups == () and _patches_kernels.gather_bilinear.signatures
+
+
+def test_the_helper_reports_a_group_that_fails_to_compile(monkeypatch, capsys):
+    import io
+
+    from motiflab import warmup
+
+    monkeypatch.setattr("sys.stdin", io.StringIO('["odd", "no such kind", null]\n["patches", "gather", null]\n'))
+    warmup._helper_main()
+    assert capsys.readouterr().out.split() == ["odd", "patches"]

@@ -12,6 +12,8 @@ the markers are drawn on a grey-scale micrograph and grey means "unassigned".
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["UNASSIGNED", "motif_colors", "label_colors", "text_color", "luminance", "PALETTE"]
@@ -47,7 +49,8 @@ def motif_colors(n: int) -> list:
 
     Distinct for the first ``len(PALETTE)`` (over 150) motifs; none of them grey.
     """
-    return [PALETTE[i % len(PALETTE)] for i in range(int(n))]
+    palette = _palette()
+    return [palette[i % len(palette)] for i in range(int(n))]
 
 
 def label_colors(labels, k: int | None = None) -> np.ndarray:
@@ -74,5 +77,14 @@ def text_color(background: str) -> str:
     return "#000000" if (y + 0.05) / 0.05 >= 1.05 / (y + 0.05) else "#ffffff"
 
 
-#: the motif colours, in order (hex); motif ``k`` is ``PALETTE[k % len(PALETTE)]``
-PALETTE = _build_palette()
+@functools.lru_cache(maxsize=1)
+def _palette() -> tuple:
+    # built on first use: importing colorcet imports matplotlib (~0.2 s), which an
+    # analysis that draws nothing (``motiflab run``, a script) should not pay
+    return _build_palette()
+
+
+def __getattr__(name):
+    if name == "PALETTE":  # the motif colours, in order (hex); motif ``k`` is ``PALETTE[k % len(PALETTE)]``
+        return _palette()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

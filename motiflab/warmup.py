@@ -153,18 +153,49 @@ def _compile_spec(kind, arg):
 
 
 def _helper_main():
-    """Entry point of the helper process: compile each group read from stdin, print its name when cached."""
+    """Entry point of the helper process: compile the groups read from stdin, print each name when cached.
+
+    Of the groups waiting, the one whose stage runs first goes first: the
+    Zernike kernel, known only once the patch size is, must not queue behind
+    the FR driver sent at the start.
+    """
     import json
     import sys
 
-    for line in sys.stdin:
-        group, kind, arg = json.loads(line)
+    pending, ended = [], []
+    cond = threading.Condition()
+
+    def read():
+        for line in sys.stdin:
+            with cond:
+                pending.append(json.loads(line))
+                cond.notify()
+        with cond:
+            ended.append(True)
+            cond.notify()
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        with cond:
+            while not pending and not ended:
+                cond.wait()
+            if not pending:
+                return
+            item = min(pending, key=lambda it: _stage_rank(it[0]))
+            pending.remove(item)
+        group, kind, arg = item
         try:
             _compile_spec(kind, arg)
         except Exception:  # noqa: BLE001  (the stage compiles again, and reports, when it runs)
             pass
         sys.stdout.write(group + "\n")
         sys.stdout.flush()
+
+
+def _stage_rank(group) -> int:
+    order = ("columns", "patches", "features", "graph", "layout")
+    stage = group.split(",")[0]
+    return order.index(stage) if stage in order else len(order)
 
 
 def _ahead_mode():

@@ -125,4 +125,20 @@ def test_the_helper_reports_a_group_that_fails_to_compile(monkeypatch, capsys):
 
     monkeypatch.setattr("sys.stdin", io.StringIO('["odd", "no such kind", null]\n["patches", "gather", null]\n'))
     warmup._helper_main()
-    assert capsys.readouterr().out.split() == ["odd", "patches"]
+    assert sorted(capsys.readouterr().out.split()) == ["odd", "patches"]
+
+
+def test_the_helper_compiles_the_earliest_stage_first(monkeypatch, capsys):
+    import io
+
+    from motiflab import warmup
+
+    monkeypatch.setattr(warmup, "_compile_spec", lambda kind, arg: None)
+    lines = "".join(f'["{g}", "x", null]\n' for g in ("layout", "graph, approximate", "features", "odd"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    warmup._helper_main()
+    out = [g for g in capsys.readouterr().out.split("\n") if g]
+    assert sorted(out) == sorted(["layout", "graph, approximate", "features", "odd"])
+    # the first group may start before the others have arrived; the rest go in stage order
+    assert out[1:] == sorted(out[1:], key=warmup._stage_rank)
+    assert out[0] == "layout" or out == ["features", "graph, approximate", "layout", "odd"]

@@ -72,7 +72,7 @@ def place_points(start, stop, Y, Yfit, nbr, w, fixed, keys, n_neg, alpha, n_exp,
                 j = nbr[i, p]
                 dx = Yfit[j, 0] - y0
                 dy = Yfit[j, 1] - y1
-                c = pair_coef(dx * dx + dy * dy, alpha, n_int, n_exp, ms, unit) * w[i, p]
+                c = pair_coef(dx * dx + dy * dy, alpha, n_int, n_exp, ms, unit, False) * w[i, p]
                 ax += c * dx
                 ay += c * dy
             ax *= inv_w
@@ -91,7 +91,7 @@ def place_points(start, stop, Y, Yfit, nbr, w, fixed, keys, n_neg, alpha, n_exp,
                     continue
                 dx = y0 - Yfit[r, 0]
                 dy = y1 - Yfit[r, 1]
-                c = pair_coef(dx * dx + dy * dy, beta, m_int, m_exp, ms, unit)
+                c = pair_coef(dx * dx + dy * dy, beta, m_int, m_exp, ms, unit, False)
                 rx += c * dx
                 ry += c * dy
             lr = lrs[it]

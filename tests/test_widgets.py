@@ -171,6 +171,41 @@ def test_views_update_in_place_sending_only_changed_columns(ex):
     assert src.data["motif"] is not ex.analysis.motifs.labels
 
 
+@pytest.mark.parametrize("datashade_above", [None, 50], ids=["glyphs", "datashaded"])
+def test_a_new_layout_is_shown_before_its_motifs_are_computed(base, monkeypatch, datashade_above):
+    """A layout parameter: the points move first (old colours), the motifs follow in the same run."""
+    if datashade_above:
+        pytest.importorskip("datashader")
+    kw = {} if datashade_above is None else {"datashade_above": datashade_above}
+    ex = Explorer(base.copy(), background=False, **kw)
+    v, an = ex.views, ex.analysis
+    seen = []
+    orig = v.update_layout
+
+    def spy(a):
+        colors, raster = list(v.source.data["color"]), v.embedding_raster_source.data.get("image")
+        shown = orig(a)
+        seen.append(dict(shown=shown, motifs_cached=a.is_cached("motifs"), ex=np.array(v.source.data["ex"]),
+                         same_colors=colors == list(v.source.data["color"]),
+                         new_raster=v.embedding_raster_source.data.get("image") is not raster))
+        return shown
+
+    monkeypatch.setattr(v, "update_layout", spy)
+    ex._on_param_change("stage2_alpha", 7.0, sync=True)
+    assert len(seen) == 1
+    first = seen[0]
+    assert first["shown"] and not first["motifs_cached"] and first["same_colors"]
+    np.testing.assert_allclose(first["ex"], an.layout.embedding[:, 0], rtol=1e-6)
+    assert first["new_raster"] == bool(datashade_above)
+    # then the motifs of that layout, in the same run
+    np.testing.assert_array_equal(v.source.data["motif"], an.motifs.labels)
+    assert ex.runs[-1]["stages"] == ["layout", "motifs"]
+    # a change that leaves the layout as it is shows no early layout
+    ex._on_param_change("min_separation", 4.0, sync=True)
+    assert len(seen) == 1
+    ex.close()
+
+
 def _frames_events(ex):
     """Record the document events that change the frames source's data (what would reach the page)."""
     events = []

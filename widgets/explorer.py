@@ -279,6 +279,10 @@ class Explorer:
             for s in PIPELINE:
                 sched.check_cancel()
                 an.get(s)
+                if s == "layout" and "layout" in self._stage_todo and not an.is_cached("motifs"):
+                    # the new layout goes to the page now, the motifs (a clustering later) after it
+                    sched.check_cancel()
+                    self.views.update_layout(an)
             sched.check_cancel()
             t1 = time.perf_counter()
             ran = [s for s, _ in an.log[n_log:]]

@@ -237,6 +237,44 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             if doc is not None:
                 doc.unhold()
 
+    def update_layout(self, an) -> bool:
+        """Show ``an``'s new layout before its motifs are computed; True if it was shown.
+
+        The points move at once and keep their current colours (the same
+        columns, coloured by the motifs of the previous layout) until
+        :meth:`update` brings the new motifs: after a change of a layout
+        parameter the user sees the new layout a clustering earlier.  Nothing
+        is sent when the columns changed or the layout is the one shown.
+        """
+        lay = an.layout
+        old = self._keys.get("motifs")
+        if (old is None or self._keys.get("patches") is not an.patches or self._keys.get("layout") is lay
+                or len(self.source.data["x"]) != len(an.positions)):
+            return False
+        doc = self.source.document
+        if doc is not None:
+            doc.hold("combine")
+        try:
+            emb = np.asarray(lay.embedding, dtype=np.float64)
+            self.source.patch({"ex": [(slice(None), emb[:, 0])], "ey": [(slice(None), emb[:, 1])]})
+            self._set_frames(lay)
+            if self.large:
+                self._raster_embedding(emb, np.asarray(old.labels), old.n_motifs)
+            self._keys = dict(self._keys, layout=lay)
+        finally:
+            if doc is not None:
+                doc.unhold()
+        return True
+
+    def _raster_embedding(self, emb, labels, n_motifs):
+        from .datashade import rasterize_points
+
+        colors = label_colors(np.arange(n_motifs), n_motifs).tolist()
+        (ex0, ex1), (ey0, ey1) = padded_range(emb[:, 0]), padded_range(emb[:, 1])
+        side = int(self.width * 0.8)
+        img = rasterize_points(emb[:, 0], emb[:, 1], labels, colors, (ex0, ex1), (ey0, ey1), side, side)
+        self.embedding_raster_source.data = dict(image=[img], x=[ex0], y=[ey0], dw=[ex1 - ex0], dh=[ey1 - ey0])
+
     def _update(self, an, hierarchy, summary, force):
         patches = an.patches
         lay = an.layout
@@ -330,11 +368,7 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             img = rasterize_points(phys[:, 1], phys[:, 0], labels, colors, (x0, x0 + dw), (y0, y0 + dh),
                                    w // f, h // f)
             self.marker_raster_source.data = dict(image=[img], x=[x0], y=[y0], dw=[dw], dh=[dh])
-            emb = np.asarray(an.layout.embedding, dtype=np.float64)
-            (ex0, ex1), (ey0, ey1) = padded_range(emb[:, 0]), padded_range(emb[:, 1])
-            side = int(self.width * 0.8)
-            img = rasterize_points(emb[:, 0], emb[:, 1], labels, colors, (ex0, ex1), (ey0, ey1), side, side)
-            self.embedding_raster_source.data = dict(image=[img], x=[ex0], y=[ey0], dw=[ex1 - ex0], dh=[ey1 - ey0])
+            self._raster_embedding(np.asarray(an.layout.embedding, dtype=np.float64), labels, mot.n_motifs)
         for r, vis_alpha, non_alpha in ((self.markers, 0.85, 0.12), (self.points, 0.8, 0.08)):
             r.glyph.fill_alpha = 0.0 if large else vis_alpha
             r.glyph.line_alpha = 0.0 if large else vis_alpha

@@ -176,6 +176,9 @@ def test_a_new_layout_is_shown_before_its_motifs_are_computed(base, monkeypatch,
     """A layout parameter: the points move first (old colours), the motifs follow in the same run."""
     if datashade_above:
         pytest.importorskip("datashader")
+    import motiflab.widgets.explorer as explorer_mod
+
+    monkeypatch.setattr(explorer_mod, "EARLY_LAYOUT_ABOVE", 0)  # done from 20k columns; this image has ~300
     kw = {} if datashade_above is None else {"datashade_above": datashade_above}
     ex = Explorer(base.copy(), background=False, **kw)
     v, an = ex.views, ex.analysis
@@ -200,9 +203,12 @@ def test_a_new_layout_is_shown_before_its_motifs_are_computed(base, monkeypatch,
     # then the motifs of that layout, in the same run
     np.testing.assert_array_equal(v.source.data["motif"], an.motifs.labels)
     assert ex.runs[-1]["stages"] == ["layout", "motifs"]
-    # a change that leaves the layout as it is shows no early layout
+    # a change that leaves the layout as it is shows no early layout, nor does a small input by default
     ex._on_param_change("min_separation", 4.0, sync=True)
     assert len(seen) == 1
+    monkeypatch.setattr(explorer_mod, "EARLY_LAYOUT_ABOVE", 20_000)
+    ex._on_param_change("stage2_alpha", 6.0, sync=True)
+    assert len(seen) == 1 and ex.runs[-1]["stages"] == ["layout", "motifs"]
     ex.close()
 
 

@@ -624,3 +624,22 @@ def test_provenance_of_a_file_names_it_and_its_checksum(tmp_path, image):
     h = V.provenance_html(an)
     assert an.source_sha256 in h and "x &lt;b&gt;.hspy" in h and str(tmp_path) in h
     assert "<img" not in h and "&lt;img src=x" in h and "<script>" not in h
+
+
+def test_the_status_says_when_a_stage_compiles_once(base, monkeypatch):
+    """In a new environment (no stage run before) the status says why the first run waits."""
+    import motiflab.widgets.explorer as explorer_mod
+
+    said = []
+    monkeypatch.setattr(explorer_mod, "is_warm", lambda stage: stage in ("columns", "patch_size"))
+    ex = Explorer(base.copy(), background=False)
+    monkeypatch.setattr(ex, "_set_status", lambda text, **kw: said.append(text))
+    ex._on_param_change("threshold", 6.0, sync=True)
+    assert any("compiles numba kernels once" in t for t in said if t.startswith("computing columns"))
+    assert any(t.startswith("patch_size done") and t.endswith("computing patches (compiling once)…") for t in said)
+    assert any(t.startswith("columns done") and t.endswith("computing patch_size…") for t in said)
+    monkeypatch.setattr(explorer_mod, "is_warm", lambda stage: True)
+    said.clear()
+    ex._on_param_change("threshold", 5.5, sync=True)
+    assert said and not any("compil" in t for t in said)
+    ex.close()

@@ -44,6 +44,7 @@ import numpy as np
 from motiflab.analysis import PIPELINE, Analysis
 from motiflab.errors import MotifLabError
 from motiflab.parameters import validate_all
+from motiflab.warmup import is_warm
 
 from . import views as _views
 from .report import hierarchy_of, write_html
@@ -281,7 +282,10 @@ class Explorer:
                 an.set(**params)
             self._stage_todo = [s for s in PIPELINE if not an.is_cached(s)]
             if self._stage_todo:
-                self._set_status(f"computing {', '.join(self._stage_todo)}…", progress=0.0)
+                cold = [s for s in self._stage_todo if not is_warm(s)]
+                self._set_status(f"computing {', '.join(self._stage_todo)}…"
+                                 + (" (the first run in this environment compiles numba kernels once)" if cold else ""),
+                                 progress=0.0)
             for s in PIPELINE:
                 sched.check_cancel()
                 an.get(s)
@@ -343,7 +347,8 @@ class Explorer:
         todo = self._stage_todo or [stage]
         done = todo.index(stage) + 1 if stage in todo else len(todo)
         nxt = todo[done] if done < len(todo) else None
-        self._set_status(f"{stage} done in {seconds:.2f} s" + (f"; computing {nxt}…" if nxt else ""),
+        once = "" if nxt is None or is_warm(nxt) else " (compiling once)"
+        self._set_status(f"{stage} done in {seconds:.2f} s" + (f"; computing {nxt}{once}…" if nxt else ""),
                          progress=done / len(todo))
 
     def _layout_progress(self, iteration, embedding):

@@ -242,8 +242,6 @@ def update_block(lo, hi, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk
         Ynew[i, 1] = yi1 + sy
 
 
-
-
 @numba.njit(cache=True, nogil=True)
 def fr_step(t0, t1, Y, Ynew, indptr, indices, weights, inv_wsum, n_neg, blk_cnt, alpha, n_exp, n_int,
              beta, m_exp, m_int, k_neg, lr, max_step, unit, check_nbrs, seed, it, scratch, iscratch):

@@ -225,16 +225,15 @@ class Analysis:
 
             bar = tqdm(total=len(todo), desc="motiflab", unit="stage")
         from . import warmup
-        from .warmup import compile_ahead, is_warm, mark_warm
 
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             # in a new environment, compile kernels of the coming stages while the first ones compute
-            compile_ahead(self, todo)
+            warmup.compile_ahead(self, todo)
             for s in todo:
                 if bar is not None:
                     # a new environment compiles numba kernels on first use: say why it waits
-                    bar.set_postfix_str(s if is_warm(s) else f"{s} (compiling once)")
+                    bar.set_postfix_str(s if warmup.is_warm(s) else f"{s} (compiling once)")
                 t0 = time.perf_counter()
                 warmup.await_ahead(s)  # kernels a helper process is compiling: load them, do not compile again
                 try:
@@ -243,8 +242,8 @@ class Analysis:
                     self._cache[s] = _Failed(exc)
                     raise
                 dt = time.perf_counter() - t0
-                compile_ahead(self, todo[todo.index(s) + 1:])  # those the columns' number picks
-                mark_warm(s)
+                warmup.compile_ahead(self, todo[todo.index(s) + 1:])  # those the columns' number picks
+                warmup.mark_warm(s)
                 self.log.append((s, dt))
                 for cb in self._callbacks:
                     cb(s, dt)

@@ -502,8 +502,9 @@ class FRLayout(TransformerMixin, BaseEstimator):
     def kernel_flags(self, n_points):
         """Which FR drivers a fit of ``n_points`` will run: the ``fast`` flags of :func:`compile_driver`.
 
-        Below ``100 * n_neighbors`` points, where the driver depends on the
-        graph's density, none (an empty list).
+        For :func:`motiflab.warmup.compile_ahead`, which compiles them before
+        the fit.  Below ``100 * n_neighbors`` points, where the driver depends
+        on the graph's density, none (an empty list).
         """
         from ._layout_kernels import int_exponent
 
@@ -514,20 +515,6 @@ class FRLayout(TransformerMixin, BaseEstimator):
             return []
         fast = [self.force_form == "vector" and int_exponent(s.n) >= 0 and int_exponent(s.m) >= 0 for s in stages]
         return sorted(set(fast))
-
-    def compile_kernels(self, n_points):
-        """Compile (or load from numba's cache) the FR kernel a fit of ``n_points`` will run; returns nothing.
-
-        A fit compiles its kernel on first use anyway; this lets a caller do
-        it earlier, while it computes the graph
-        (:func:`motiflab.warmup.compile_ahead`).  Below ``100 * n_neighbors``
-        points, where the kernel that runs depends on the graph's density, it
-        compiles nothing.
-        """
-        from ._layout_kernels import compile_driver
-
-        for flag in self.kernel_flags(n_points):
-            compile_driver(flag)
 
     def _relax(self, Y, g, stages, counts, factors, every, seed, kneg):
         # SERIAL_MAX_POINTS is read here, at fit time, so it can be changed on this module

@@ -221,7 +221,7 @@ def _cache_writable() -> bool:
 
 
 class _Ahead:
-    """What :func:`compile_ahead` started: a thread (planning, compiling here) and the groups sent to the helper.
+    """What :func:`compile_ahead` started: a thread compiling here and the groups sent to the helper.
 
     ``join(timeout)`` waits for both.
     """
@@ -237,7 +237,9 @@ class _Ahead:
 
 
 class _Helper:
-    """A helper Python process that compiles the kernel groups sent to it (one JSON line each), in order.
+    """A helper Python process that compiles the kernel groups sent to it (one JSON line each).
+
+    Of the groups waiting, the earliest stage's goes first (:func:`_helper_main`).
 
     It writes numba's on-disk cache; a group's :class:`threading.Event` (in
     ``_AHEAD_EVENTS``) is set when the helper has cached it, or has ended.

@@ -283,9 +283,8 @@ class Explorer:
             self._stage_todo = [s for s in PIPELINE if not an.is_cached(s)]
             if self._stage_todo:
                 cold = [s for s in self._stage_todo if not is_warm(s)]
-                self._set_status(f"computing {', '.join(self._stage_todo)}…"
-                                 + (" (the first run in this environment compiles numba kernels once)" if cold else ""),
-                                 progress=0.0)
+                once = " (the first run in this environment compiles numba kernels once)" if cold else ""
+                self._set_status(f"computing {', '.join(self._stage_todo)}{once}…", progress=0.0)
             for s in PIPELINE:
                 sched.check_cancel()
                 an.get(s)

@@ -7,6 +7,12 @@ take the cores from the threads that follow.  :func:`single_threaded_blas` limit
 BLAS to one thread inside a ``with`` block; it is counted, so concurrent users
 (e.g. a background explorer update) restore the caller's setting only once the
 last of them is done.
+
+Any thread may set and restore the limit.  OpenBLAS built with pthreads has one
+process-wide thread pool, and threadpoolctl (from 3.8) lets only the first
+thread that limited it change it later; other threads' limits are silently
+ignored.  The limiter here is shared between threads under its own lock, so it
+hands that control back after each change (:func:`_release_control`).
 """
 from __future__ import annotations
 
@@ -43,7 +49,9 @@ def single_threaded_blas():
             except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
                 _blas = False
         if _blas_users == 0 and _blas:
+            _release_control()
             _blas_limiter = _blas.limit(limits=1, user_api="blas")
+            _release_control()
         _blas_users += 1
     try:
         yield
@@ -51,8 +59,27 @@ def single_threaded_blas():
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0 and _blas_limiter is not None:
+                _release_control()
                 _blas_limiter.restore_original_limits()
+                _release_control()
                 _blas_limiter = None
+
+
+def _release_control():
+    """Let the next thread that sets OpenBLAS's limit have its way (threadpoolctl >= 3.8).
+
+    Without it, the explorer's background thread ran every "single-threaded"
+    product on all cores, and the idle OpenBLAS worker spun for ~0.1 s after each,
+    taking a core from the FR layout that followed (5k columns: 0.045 s in the main
+    thread, 0.073-0.11 s in a worker thread).
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # pragma: no cover - older threadpoolctl: any thread may set limits
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 def _forget():  # a forked child has none of its parent's limiter state

@@ -498,8 +498,68 @@ def test_explore_displays_a_widget(base, monkeypatch):
     e = motiflab.explore(base.copy(), background=False)
     bundle = e._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert e.bokeh_widget.__class__.__name__ == "BokehModel"
+    from jupyter_bokeh import BokehModel
+
+    assert isinstance(e.bokeh_widget, BokehModel)
     e.close()
+
+
+def test_while_the_hierarchy_is_built_the_previous_diagram_stays_faded_and_unclickable(ex):
+    """New motifs first reach the page without resizing the diagram (a resize relaid the whole page out)."""
+    from motiflab.widgets.views import HIERARCHY_PENDING
+
+    v, an = ex.views, ex.analysis
+    fig = v.hierarchy_fig
+    before = dict(size=(fig.frame_width, fig.frame_height), title=fig.title.text, caption=v.hierarchy_caption.text,
+                  nodes=list(v.hier_nodes.data["id"]), header=v.summary.text)
+    assert len(before["nodes"]) > 0 and not any(r.muted for r in fig.renderers)
+    an.set(stage2_alpha=7.7)
+    an.get("motifs")
+    v.update(an, hierarchy=HIERARCHY_PENDING)
+    assert (fig.frame_width, fig.frame_height) == before["size"]
+    assert fig.title.text == before["title"] and v.hierarchy_caption.text == before["caption"]
+    assert v.summary.text == before["header"]  # follows with the hierarchy
+    assert list(v.hier_nodes.data["id"]) == before["nodes"]
+    assert all(r.muted for r in fig.renderers)
+    assert (np.asarray(v.source.data["hnode"]) == -2).all() and (np.asarray(v.source.data["hcell"]) == -2).all()
+    # the new motifs themselves are shown at once
+    np.testing.assert_array_equal(v.source.data["motif"], an.motifs.labels)
+    from motiflab.widgets.report import hierarchy_of
+
+    h = hierarchy_of(an)
+    v.update(an, hierarchy=h)
+    assert not any(r.muted for r in fig.renderers)
+    assert v.summary.text != before["header"]
+    hnode = np.asarray(v.source.data["hnode"])
+    assert (hnode >= 0).any() if not isinstance(h, str) else (hnode == an.motifs.labels).all()
+
+
+def test_a_view_update_reaches_the_page_as_one_bokeh_message(ex, monkeypatch):
+    """jupyter_bokeh sends each change on its own; the page then applied and repainted between them."""
+    import json
+
+    w = ex.bokeh_widget
+    sent = []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers)))
+
+    def patch_docs():
+        heads = [json.loads(c["payload"]) for c, b in sent if not b and '"msgtype"' in c.get("payload", "")]
+        return [h for h in heads if h.get("msgtype") == "PATCH-DOC"]
+
+    ex._on_param_change("stage2_alpha", 7.3, sync=True)
+    docs = patch_docs()
+    contents = [json.loads(c["payload"]) for c, b in sent if not b and '"events"' in c.get("payload", "")]
+    # one message for the view update (layout, colours, ranges, gallery), one for the hierarchy after it
+    assert len(docs) == 2, [h["msgtype"] for h in docs]
+    assert len(contents) == 2 and len(contents[0]["events"]) > 5
+    kinds = {e["kind"] for e in contents[0]["events"]}
+    assert "ColumnsPatched" in kinds and "ModelChanged" in kinds
+    attrs = {e.get("attr") for e in contents[0]["events"]}
+    assert {"start", "end"} <= attrs  # the axis ranges travel with the points
+    # outside an update every change still goes on its own, at once
+    sent.clear()
+    ex.views.source.selected.indices = [1, 2]
+    assert len(patch_docs()) == 1
 
 
 def test_tested_versions_are_installed():

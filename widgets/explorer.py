@@ -172,9 +172,9 @@ class Explorer:
         #: plain-language warnings about the detection and the motifs (motiflab.diagnostics)
         self.warnings = W.HTML(value="")
         try:
-            from jupyter_bokeh import BokehModel
+            from ._bokeh_patch import bokeh_widget
 
-            self.bokeh_widget = BokehModel(self.views.root)
+            self.bokeh_widget = bokeh_widget(self.views.root)
         except ImportError:  # pragma: no cover - jupyter_bokeh is in the interactive extra
             self.bokeh_widget = W.HTML("jupyter_bokeh is not installed: pip install 'motiflab[interactive]'")
         self.views.source.selected.on_change("indices", self._selection_changed)
@@ -332,7 +332,7 @@ class Explorer:
         t0 = time.perf_counter()
         stale = self._hierarchy_of is not an.motifs
         if stale:
-            self.hierarchy = "building the hierarchy…"
+            self.hierarchy = _views.HIERARCHY_PENDING  # the previous diagram stays, faded
         self.views.update(an, hierarchy=self.hierarchy)
         self._sync_controls()
         self.timings = {"views": time.perf_counter() - t0}

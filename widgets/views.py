@@ -47,8 +47,9 @@ import numpy as np
 
 from motiflab.colors import UNASSIGNED, label_colors, motif_colors  # re-exported for callers
 
+from ._bokeh_patch import one_patch
 from ._embedding_view import EmbeddingView, select_frames
-from ._hierarchy_view import HierarchyView, hierarchy_columns
+from ._hierarchy_view import HIERARCHY_PENDING, HierarchyPending, HierarchyView, hierarchy_columns
 from ._images import MAX_IMAGE_SIDE, downsample_image, padded_range, png_data_url, thumbnails
 from ._micrograph_view import HOVER_LIMIT, MicrographView
 from ._motif_views import MotifViews, motif_palette
@@ -56,6 +57,7 @@ from ._selection import SelectionViews
 
 __all__ = [
     "ExplorerViews",
+    "HIERARCHY_PENDING",
     "GREY",
     "MAX_THUMBNAILS",
     "HOVER_LIMIT",
@@ -226,16 +228,10 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         list of str
             What was updated (``"columns"``, ``"layout"``, ``"motifs"``, ``"hierarchy"``).
         """
-        # one message per model and property for the whole update: without the hold, every
-        # assignment goes to the page on its own and each figure repainted 4-11 times per update
-        doc = self.source.document
-        if doc is not None:
-            doc.hold("combine")
-        try:
+        # one message for the whole update (one change per model and property): sent one by one,
+        # the changes each made the page repaint, 8-10 times per figure and update
+        with one_patch(self.source.document):
             return self._update(an, hierarchy, summary, force)
-        finally:
-            if doc is not None:
-                doc.unhold()
 
     def update_layout(self, an) -> bool:
         """Show ``an``'s new layout before its motifs are computed; True if it was shown.
@@ -251,19 +247,13 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         if (old is None or self._keys.get("patches") is not an.patches or self._keys.get("layout") is lay
                 or len(self.source.data["x"]) != len(an.positions)):
             return False
-        doc = self.source.document
-        if doc is not None:
-            doc.hold("combine")
-        try:
+        with one_patch(self.source.document):
             emb = np.asarray(lay.embedding, dtype=np.float64)
             self.source.patch({"ex": [(slice(None), emb[:, 0])], "ey": [(slice(None), emb[:, 1])]})
             self._set_frames(lay)
             if self.large:
                 self._raster_embedding(emb, np.asarray(old.labels), old.n_motifs)
             self._keys = dict(self._keys, layout=lay)
-        finally:
-            if doc is not None:
-                doc.unhold()
         return True
 
     def _raster_embedding(self, emb, labels, n_motifs):
@@ -335,7 +325,10 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             self._set_hierarchy(hierarchy, mot, an)
         if "motifs" in changed and not (new_n or "layout" in changed):
             self.play_source.data = dict(self.play_source.data, color=list(self.source.data["color"]))
-        self._set_header()
+        if new_n or not isinstance(hierarchy, HierarchyPending):
+            # the header (a Div) makes the page lay itself out again: it changes with the update that
+            # brings the hierarchy, after the points and the gallery are on screen
+            self._set_header()
         k = len(self.source.selected.indices)
         self.info.text = f"{k} of {n} columns selected" if k else f"no selection ({n} columns)"
         self._keys = keys

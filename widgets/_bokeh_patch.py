@@ -1,0 +1,100 @@
+"""One Bokeh message per view update in JupyterLab: the page applies it at once and repaints once.
+
+jupyter_bokeh's ``BokehModel`` sends every document change as its own
+PATCH-DOC message, even inside ``Document.hold``. The page applies each
+message in a task of its own and repaints the figures between them: one view
+update of the explorer (new coordinates, colours, ranges, gallery) reached the
+page as ~15 messages, the figures repainted 8-10 times, and the axis ranges
+were applied ~0.1 s after the points, behind the first message's work.
+
+:func:`bokeh_widget` makes a ``BokehModel`` that can collect those changes,
+and :func:`one_patch` is the ``with`` block around an update: the changes made
+inside go to each such widget of the document as a single PATCH-DOC message
+(Bokeh's protocol carries a list of events per message, which BokehJS applies
+in order, as Bokeh's own server sends them). Outside a block, or for a plain
+``BokehModel``, changes are sent as before.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import weakref
+
+__all__ = ["bokeh_widget", "one_patch"]
+
+#: the collecting widgets of each document
+_RECEIVERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+_CLASS = None
+
+
+def _widget_class():
+    """``BokehModel`` with a collecting ``_document_patched`` (defined on first use: jupyter_bokeh is optional)."""
+    global _CLASS
+    if _CLASS is None:
+        from bokeh.protocol import Protocol
+        from jupyter_bokeh import BokehModel
+
+        class OnePatchBokehModel(BokehModel):
+            """A ``BokehModel`` that sends the changes of a :func:`one_patch` block as one message."""
+
+            _pending = None
+
+            def _document_patched(self, event):
+                if event.setter is self:  # the page's own change, coming back
+                    return
+                pending = self._pending
+                if pending is not None:
+                    pending.append(event)
+                    return
+                super()._document_patched(event)
+
+            def _send_events(self, events):
+                msg = Protocol().create("PATCH-DOC", events)
+                self.send({"msg": "patch", "payload": msg.header_json})
+                self.send({"msg": "patch", "payload": msg.metadata_json})
+                self.send({"msg": "patch", "payload": msg.content_json})
+                for buffer in msg.buffers:
+                    self.send({"msg": "patch", "payload": json.dumps(buffer.ref)})
+                    self.send({"msg": "patch"}, [buffer.to_bytes()])
+
+        _CLASS = OnePatchBokehModel
+    return _CLASS
+
+
+def bokeh_widget(root):
+    """A jupyter_bokeh widget showing ``root`` whose :func:`one_patch` blocks reach the page as one message."""
+    widget = _widget_class()(root)
+    doc = root.document
+    if doc is not None:
+        with _LOCK:
+            _RECEIVERS.setdefault(doc, weakref.WeakSet()).add(widget)
+    return widget
+
+
+@contextlib.contextmanager
+def one_patch(doc):
+    """Hold ``doc``'s changes made in the block and send them as one message per :func:`bokeh_widget`.
+
+    Without such a widget (tests, exported HTML) it is ``doc.hold("combine")``:
+    each model property still changes once per block.
+    """
+    if doc is None:
+        yield
+        return
+    with _LOCK:
+        receivers = [w for w in _RECEIVERS.get(doc, ()) if w._pending is None]
+    for w in receivers:
+        w._pending = []
+    doc.hold("combine")
+    try:
+        yield
+    finally:
+        try:
+            doc.unhold()  # hands the combined events to the receivers, which collect them
+        finally:
+            for w in receivers:
+                events, w._pending = w._pending, None
+                if events:
+                    w._send_events(events)

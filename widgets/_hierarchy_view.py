@@ -25,7 +25,11 @@ all views (the browser does it with ``_link_tap``; in the notebook the Python
 twin :meth:`HierarchyView.hierarchy_occurrences` gives the same columns).
 
 Without a hierarchy the diagram shows one node per motif (its class average).
-Everything is plain Bokeh data (``image_rgba`` pictures), so the view works in
+While the hierarchy of new motifs is being built (:data:`HIERARCHY_PENDING`)
+the previous diagram stays where it is, faded and no longer clickable: its
+figure keeps its size, so the page does not lay itself out twice and jump in
+the meantime (in JupyterLab that relayout cost ~0.25 s before the new points
+appeared). Everything is plain Bokeh data (``image_rgba`` pictures), so the view works in
 the standalone HTML with no kernel and is updated in place.
 """
 from __future__ import annotations
@@ -39,13 +43,20 @@ from motiflab.colors import UNASSIGNED, motif_colors
 from ._hierarchy_layout import DUMMY_W, GAP_X, GAP_Y, LABEL_H, MARGIN_L, PAD, TILE, layers, order_rows, place_rows
 from ._hierarchy_pictures import MAX_AVERAGED, NodePictures, render
 
-__all__ = ["HierarchyView", "hierarchy_columns", "hierarchy_diagram", "motif_nodes", "node_occurrences",
-           "MAX_PER_LEVEL", "MAX_LEVELS", "MAX_AVERAGED"]
+__all__ = ["HierarchyView", "HierarchyPending", "HIERARCHY_PENDING", "hierarchy_columns", "hierarchy_diagram",
+           "motif_nodes", "node_occurrences", "MAX_PER_LEVEL", "MAX_LEVELS", "MAX_AVERAGED"]
 
 #: most frequent motif-cells drawn per level (the rest are counted in the row label)
 MAX_PER_LEVEL = 6
 #: levels drawn (the smallest ones; larger levels are counted in the title)
 MAX_LEVELS = 10
+
+class HierarchyPending(str):
+    """The hierarchy of the shown motifs is being built: keep the previous diagram, faded (a ``str``: says why)."""
+
+
+#: what the explorer shows as the hierarchy between new motifs and their hierarchy
+HIERARCHY_PENDING = HierarchyPending("building the hierarchy…")
 
 
 CAPTION = (
@@ -134,6 +145,11 @@ class HierarchyView:
         from motiflab.hierarchy import Hierarchy
 
         self.hier_nodes.selected.indices = []
+        if isinstance(hierarchy, HierarchyPending):
+            self._fade_hierarchy(True)
+            self._hier = None
+            return
+        self._fade_hierarchy(False)
         if isinstance(hierarchy, Hierarchy):
             image = positions = None
             if an is not None:
@@ -161,6 +177,14 @@ class HierarchyView:
         fig.y_range.reset_start, fig.y_range.reset_end = -h, 0
         self.hierarchy_caption.width = int(w) + 40
 
+    def _fade_hierarchy(self, faded):
+        """Draw the diagram faded or not (repaints only: nothing that changes the page's layout)."""
+        for r in self.hierarchy_fig.renderers:
+            r.muted = bool(faded)  # each glyph's muted twin is drawn at alpha 0.2
+        for a in self.hierarchy_fig.center:
+            if getattr(a, "name", None) == "hierarchy_counts":
+                a.text_alpha = 0.2 if faded else 1.0
+
     def hierarchy_occurrences(self, node_id):
         """Columns (indices into ``source``) a click on node ``node_id`` selects.
 
@@ -186,6 +210,8 @@ def hierarchy_columns(hierarchy, labels):
     """Per column: the hierarchy node of its component and of its own cell (motif label as fallback)."""
     from motiflab.hierarchy import Hierarchy
 
+    if isinstance(hierarchy, HierarchyPending):  # no node to click: nothing maps to the faded diagram
+        return np.full(len(labels), -2, np.int64), np.full(len(labels), -2, np.int64)
     if isinstance(hierarchy, Hierarchy) and len(hierarchy.column_cell) == len(labels):
         hnode = hierarchy.column_motif_cell()
         hcell = np.full(len(labels), -1, np.int64)

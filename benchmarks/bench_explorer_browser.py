@@ -126,23 +126,23 @@ JS_INSTRUMENT = """() => {
   // capture phase on window: the release is stamped before any widget handles it
   window.addEventListener('pointerup', () => rec('release'), true);
   const cols = _ml.model('columns');
-  B.ex = cols.data.ex; B.color = cols.data.color;
+  B.ex = cols.data.ex; B.motif = cols.data.motif;
   // a new table replaces the arrays: a new array object is new data
   cols.properties.data.change.connect(() => {
     const d = cols.data;
     if (d.ex !== B.ex) { B.ex = d.ex; rec('ex'); }
-    if (d.color !== B.color) { B.color = d.color; rec('color'); }
+    if (d.motif !== B.motif) { B.motif = d.motif; rec('color'); }
   });
   // an update of the same columns arrives as a patch, written into the arrays in place: compare
   // the values with a copy
   const copy = (a) => Array.from(a);
-  B.exv = copy(cols.data.ex); B.colorv = copy(cols.data.color);
+  B.exv = copy(cols.data.ex); B.motifv = copy(cols.data.motif);
   const differs = (a, b) => { if (a.length !== b.length) { return true; }
     for (let i = 0; i < a.length; i++) { if (a[i] !== b[i]) { return true; } } return false; };
   cols.patching.connect(() => {
     const d = cols.data;
     if (differs(d.ex, B.exv)) { B.exv = copy(d.ex); rec('ex'); }
-    if (differs(d.color, B.colorv)) { B.colorv = copy(d.color); rec('color'); }
+    if (differs(d.motif, B.motifv)) { B.motifv = copy(d.motif); rec('color'); }
   });
   for (const r of ['embedding_x_range', 'embedding_y_range']) { _ml.model(r).change.connect(() => rec('range')); }
   for (const s of ['embedding_raster', 'marker_raster', 'gallery']) {

@@ -182,7 +182,8 @@ def test_views_update_in_place_sending_only_changed_columns(ex):
             # the kernel as the whole table, thumbnails included; a patch as itself
             assert type(e).__name__ == "ColumnsPatchedEvent", e
             cols |= set(e.patches)
-    assert {"ex", "ey", "motif", "color"} <= cols
+    assert {"ex", "ey", "motif"} <= cols
+    assert "color" not in src.data  # colours are mapped from the labels in the page
     assert not cols & {"thumb", "x", "y"}  # unchanged columns are not re-sent
     # the old motifs' labels were patched in the table's own copy, not in the analysis's arrays
     assert src.data["motif"] is not ex.analysis.motifs.labels
@@ -203,10 +204,10 @@ def test_a_new_layout_is_shown_before_its_motifs_are_computed(base, monkeypatch,
     orig = v.update_layout
 
     def spy(a):
-        colors, raster = list(v.source.data["color"]), v.embedding_raster_source.data.get("image")
+        colors, raster = list(v.source.data["motif"]), v.embedding_raster_source.data.get("image")
         shown = orig(a)
         seen.append(dict(shown=shown, motifs_cached=a.is_cached("motifs"), ex=np.array(v.source.data["ex"]),
-                         same_colors=colors == list(v.source.data["color"]),
+                         same_colors=colors == list(v.source.data["motif"]),
                          new_raster=v.embedding_raster_source.data.get("image") is not raster))
         return shown
 
@@ -653,6 +654,21 @@ def test_views_keep_every_highlight_on_the_column_selection(ex):
     assert targets >= {"gallery", "counts", "hierarchy_nodes"}
 
 
+@pytest.mark.parametrize("k", [0, 1, 3, 16, 40])
+def test_point_colours_are_mapped_from_the_motif_labels_as_everywhere_else(k):
+    """The page bins each label with the mapper (BokehJS LinearColorMapper): the same colours as label_colors."""
+    from motiflab.colors import label_colors
+    from motiflab.widgets._motif_views import motif_color_mapper, set_motif_colors
+
+    m = motif_color_mapper(3)
+    set_motif_colors(m, k)
+    labels = np.arange(-1, k)
+    pal, lo, hi = list(m.palette), m.low, m.high
+    # BokehJS: index = floor((x - low) / (high - low) * N), clipped to N - 1
+    idx = np.clip(np.floor((labels - lo) / (hi - lo) * len(pal)).astype(int), 0, len(pal) - 1)
+    assert [pal[i] for i in idx] == label_colors(labels, k).tolist()
+
+
 def test_gallery_labels_are_readable(ex):
     from motiflab.colors import text_color
 
@@ -667,7 +683,8 @@ def test_playback_never_talks_to_the_kernel(ex):
     # the player draws into its own source, not the shared "columns" one
     assert v.play_points.data_source is v.play_source
     np.testing.assert_allclose(v.play_source.data["px"], ex.analysis.layout.embedding[:, 0])
-    assert list(v.play_source.data["color"]) == list(v.source.data["color"])
+    assert list(v.play_source.data["motif"]) == list(v.source.data["motif"])
+    assert v.play_points.glyph.fill_color.transform is v.motif_mapper
     for cb in v._play_callbacks:
         assert "src.data" not in cb.code and "slider.value = slider.value + 1" not in cb.code
 

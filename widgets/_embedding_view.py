@@ -243,6 +243,9 @@ class EmbeddingView:
     def _build_embedding(self):
         from bokeh.models import ColumnDataSource, HoverTool, Label, Range1d
         from bokeh.plotting import figure
+        from bokeh.transform import transform
+
+        from ._motif_views import motif_label_formatter
 
         w = int(self.width * 0.9)
         # fixed ranges, set from the frames by _set_frames: auto-ranging followed the points at every
@@ -258,20 +261,22 @@ class EmbeddingView:
         self.embedding_raster = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",
                                                source=self.embedding_raster_source, visible=False,
                                                name="embedding_raster_r")
-        self.points = fig.scatter("ex", "ey", source=self.source, size=5, fill_color="color", line_color=None,
+        self.points = fig.scatter("ex", "ey", source=self.source, size=5,
+                                  fill_color=transform("motif", self.motif_mapper), line_color=None,
                                   fill_alpha=0.8, selection_fill_alpha=1.0, nonselection_fill_alpha=0.08,
                                   name="embedding_points")
         # playback draws here (see the module docstring); never synced back to the kernel
-        self.play_source = ColumnDataSource(dict(px=np.zeros(0), py=np.zeros(0), color=[]), name="playback",
-                                            syncable=False)
-        self.play_points = fig.scatter("px", "py", source=self.play_source, size=5, fill_color="color",
+        self.play_source = ColumnDataSource(dict(px=np.zeros(0), py=np.zeros(0), motif=np.zeros(0, np.int32)),
+                                            name="playback", syncable=False)
+        self.play_points = fig.scatter("px", "py", source=self.play_source, size=5,
+                                       fill_color=transform("motif", self.motif_mapper),
                                        line_color=None, fill_alpha=0.8, visible=False, name="playback_points")
         self.play_iteration = Label(x=8, y=8, x_units="screen", y_units="screen", text="", text_font_size="12px",
                                     background_fill_color="white", background_fill_alpha=0.8,
                                     name="playback_iteration", syncable=False)
         fig.add_layout(self.play_iteration)
         self.emb_hover = HoverTool(renderers=[self.points], tooltips=self._tooltip(True), name="emb_hover",
-                                   limit=HOVER_LIMIT)
+                                   limit=HOVER_LIMIT, formatters={"@motif": motif_label_formatter()})
         fig.add_tools(self.emb_hover)
         self.embedding = fig
 
@@ -318,8 +323,10 @@ class EmbeddingView:
             self.frames.data = self._no_frames()   # the old layout's frames: the page asks again on Play
         final = np.asarray(lay.embedding, dtype=np.float64)
         self._set_embedding_ranges(sub.reshape(len(keep), -1, 2), final)
+        motif = np.asarray(self.source.data.get("motif", []), dtype=np.int32)
         self.play_source.data = dict(px=final[:, 0].copy(), py=final[:, 1].copy(),
-                                     color=list(self.source.data.get("color", [])) or ["#000000"] * len(final))
+                                     motif=motif.copy() if len(motif) == len(final)
+                                     else np.full(len(final), -1, np.int32))
         self.play_slider.end = max(1, len(keep) - 1)
         self.play_slider.value = self.play_slider.end   # the layout itself (the page asks for no frames there)
         self.play_slider.disabled = len(keep) < 2

@@ -77,6 +77,9 @@ class MicrographView:
     def _build_micrograph(self, image):
         from bokeh.models import BasicTickFormatter, ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
         from bokeh.plotting import figure
+        from bokeh.transform import transform
+
+        from ._motif_views import motif_label_formatter
 
         cal = self.calibration
         x0, y0, dw, dh = self._image_extent()
@@ -109,13 +112,14 @@ class MicrographView:
         self.marker_raster_source = ColumnDataSource(dict(image=[], x=[], y=[], dw=[], dh=[]), name="marker_raster")
         self.marker_raster = fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh",
                                             source=self.marker_raster_source, visible=False, name="marker_raster_r")
-        self.markers = fig.scatter("x", "y", source=self.source, size=6, fill_color="color", line_color="black",
+        self.markers = fig.scatter("x", "y", source=self.source, size=6,
+                                   fill_color=transform("motif", self.motif_mapper), line_color="black",
                                    line_width=0.3, fill_alpha=0.85, line_alpha=0.85, selection_fill_alpha=1.0,
                                    selection_line_alpha=1.0, selection_line_color="white",
                                    nonselection_fill_alpha=0.12, nonselection_line_alpha=0.12,
                                    name="columns_on_micrograph")
         self.micro_hover = HoverTool(renderers=[self.markers], tooltips=self._tooltip(True), name="micro_hover",
-                                     limit=HOVER_LIMIT)
+                                     limit=HOVER_LIMIT, formatters={"@motif": motif_label_formatter()})
         fig.add_tools(self.micro_hover)
         # the candidates column finding rejected (noise maxima, faint ripple), off until asked for
         self.rejected_source = ColumnDataSource(dict(x=[], y=[], q=[]), name="rejected")

@@ -10,14 +10,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from motiflab.colors import motif_colors, text_color
+from motiflab.colors import UNASSIGNED, motif_colors, text_color
 
-__all__ = ["MotifViews", "motif_palette"]
+__all__ = ["MotifViews", "motif_color_mapper", "motif_label_formatter", "motif_palette", "set_motif_colors"]
 
 
 def motif_palette(k):
     """``k`` motif colours (:func:`motiflab.colors.motif_colors`, the same as the HyperSpy markers)."""
     return motif_colors(k)
+
+
+def motif_color_mapper(k):
+    """A Bokeh colour mapper from a motif label (−1 … k−1) to its colour, for ``transform("motif", mapper)``.
+
+    Each integer label falls in a bin of its own: the palette is the unassigned
+    grey followed by the ``k`` motif colours, over −1.5 … k−0.5.
+    """
+    from bokeh.models import LinearColorMapper
+
+    mapper = LinearColorMapper(palette=[UNASSIGNED, UNASSIGNED], low=-1.5, high=0.5, name="motif_colors")
+    set_motif_colors(mapper, k)
+    return mapper
+
+
+def set_motif_colors(mapper, k):
+    """Point ``mapper`` (:func:`motif_color_mapper`) at ``k`` motifs (nothing is sent when ``k`` is unchanged)."""
+    k = max(int(k), 0)
+    palette = [UNASSIGNED] + motif_colors(k) if k else [UNASSIGNED, UNASSIGNED]
+    if list(mapper.palette) != palette:
+        mapper.palette = palette
+    high = (k - 0.5) if k else 0.5
+    if mapper.high != high:
+        mapper.high = high
+
+
+def motif_label_formatter():
+    """Hover text of a motif label: "motif 3", or "unassigned" for −1 (``@motif{custom}``)."""
+    from bokeh.models import CustomJSHover
+
+    return CustomJSHover(code="return value < 0 ? 'unassigned' : 'motif ' + value;", name="motif_label")
 
 
 class MotifViews:

@@ -52,7 +52,7 @@ from ._embedding_view import EmbeddingView, select_frames
 from ._hierarchy_view import HIERARCHY_PENDING, HierarchyPending, HierarchyView, hierarchy_columns
 from ._images import MAX_IMAGE_SIDE, downsample_image, padded_range, png_data_url, thumbnails
 from ._micrograph_view import HOVER_LIMIT, MicrographView
-from ._motif_views import MotifViews, motif_palette
+from ._motif_views import MotifViews, motif_color_mapper, motif_palette, set_motif_colors
 from ._selection import SelectionViews
 
 __all__ = [
@@ -145,9 +145,13 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         self.image_shape = tuple(np.asarray(image).shape)
 
         empty = dict(x=np.zeros(0), y=np.zeros(0), ex=np.zeros(0), ey=np.zeros(0),
-                     motif=np.zeros(0, np.int64), color=[], motif_name=[], idx=np.zeros(0, np.int64),
+                     motif=np.zeros(0, np.int32), idx=np.zeros(0, np.int64),
                      hnode=np.zeros(0, np.int64), hcell=np.zeros(0, np.int64), thumb=[])
         self.source = ColumnDataSource(empty, name="columns")
+        # the points' colours are mapped from their motif label in the page: a new clustering sends
+        # one int32 per column, not a colour string (and a name) per column (at 55k columns, 1.8 MB
+        # of strings to the page and the same back as jupyter_bokeh's echo)
+        self.motif_mapper = motif_color_mapper(0)
         self._build_micrograph(image)
         self._build_embedding()
         self._build_playback()
@@ -204,8 +208,8 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         if with_thumb:
             return ('<div class="motiflab-tip"><img src="@thumb" width="72" height="72" '
                     'style="image-rendering:pixelated;border:1px solid #888">'
-                    '<div>@motif_name (column @idx)</div></div>')
-        return '<div class="motiflab-tip">@motif_name (column @idx)</div>'
+                    '<div>@motif{custom} (column @idx)</div></div>')
+        return '<div class="motiflab-tip">@motif{custom} (column @idx)</div>'
 
     # ------------------------------------------------------------------------------ updating
     def update(self, an, hierarchy=None, summary=None, force=False):
@@ -294,8 +298,8 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             data.update(ex=emb[:, 0], ey=emb[:, 1])
         labels = np.asarray(mot.labels, dtype=np.int64)
         if new_n or "motifs" in changed:
-            data.update(motif=labels, color=label_colors(labels, mot.n_motifs).tolist(),
-                        motif_name=[f"motif {k}" if k >= 0 else "unassigned" for k in labels.tolist()])
+            data.update(motif=labels.astype(np.int32))
+            set_motif_colors(self.motif_mapper, mot.n_motifs)
         if new_n or "motifs" in changed or "hierarchy" in changed:
             hnode, hcell = hierarchy_columns(hierarchy, labels)
             data.update(hnode=hnode, hcell=hcell)
@@ -324,7 +328,7 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         if new_n or "motifs" in changed or "hierarchy" in changed:
             self._set_hierarchy(hierarchy, mot, an)
         if "motifs" in changed and not (new_n or "layout" in changed):
-            self.play_source.data = dict(self.play_source.data, color=list(self.source.data["color"]))
+            self.play_source.patch({"motif": [(slice(None), np.asarray(self.source.data["motif"]))]})
         if new_n or not isinstance(hierarchy, HierarchyPending):
             # the header (a Div) makes the page lay itself out again: it changes with the update that
             # brings the hierarchy, after the points and the gallery are on screen

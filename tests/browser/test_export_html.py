@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from motiflab.colors import label_colors
+
 from .conftest import open_offline
 
 pytestmark = [pytest.mark.browser]
@@ -27,7 +29,7 @@ def exported(tmp_path_factory):
     an = ex.analysis
     phys = an.calibration.to_physical(an.positions)
     return dict(path=path, ex=ex, emb=np.asarray(an.layout.embedding, dtype=np.float64), xy=phys[:, ::-1],
-                labels=np.asarray(an.motifs.labels), colors=list(ex.views.source.data["color"]),
+                labels=np.asarray(an.motifs.labels), colors=label_colors(an.motifs.labels, an.motifs.n_motifs).tolist(),
                 patch=an.patch_size, n_frames=len(ex.views.kept_frames["it"][0]))
 
 
@@ -157,6 +159,9 @@ def test_hover_shows_the_columns_own_thumbnail(page, exported, artifacts):
 
     for tip in shown:
         j = int(re.search(r"\(column (\d+)\)", tip.inner_text()).group(1))
+        # the motif's name, formatted in the page from the column's label
+        lab = int(exported["labels"][j])
+        assert (f"motif {lab} (column {j})" if lab >= 0 else f"unassigned (column {j})") in tip.inner_text()
         assert np.linalg.norm(scr[j] - scr[i]) < 6  # a column under the cursor
         img = tip.locator("img").first
         src = img.get_attribute("src")

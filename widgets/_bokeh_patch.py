@@ -26,6 +26,8 @@ __all__ = ["bokeh_widget", "one_patch"]
 #: the collecting widgets of each document
 _RECEIVERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+#: held while one Bokeh message's comm messages are sent
+_SEND_LOCK = threading.RLock()
 _CLASS = None
 
 
@@ -44,20 +46,25 @@ def _widget_class():
             def _document_patched(self, event):
                 if event.setter is self:  # the page's own change, coming back
                     return
-                pending = self._pending
-                if pending is not None:
-                    pending.append(event)
-                    return
-                super()._document_patched(event)
+                with _LOCK:  # a block may end in another thread while this one adds its change
+                    if self._pending is not None:
+                        self._pending.append(event)
+                        return
+                with _SEND_LOCK:
+                    super()._document_patched(event)
 
             def _send_events(self, events):
                 msg = Protocol().create("PATCH-DOC", events)
-                self.send({"msg": "patch", "payload": msg.header_json})
-                self.send({"msg": "patch", "payload": msg.metadata_json})
-                self.send({"msg": "patch", "payload": msg.content_json})
-                for buffer in msg.buffers:
-                    self.send({"msg": "patch", "payload": json.dumps(buffer.ref)})
-                    self.send({"msg": "patch"}, [buffer.to_bytes()])
+                # one Bokeh message is 3 + 2 x buffers comm messages, which the page reassembles in
+                # order: the kernel's main thread (a selection, the playback frames) and the explorer's
+                # worker must not interleave theirs
+                with _SEND_LOCK:
+                    self.send({"msg": "patch", "payload": msg.header_json})
+                    self.send({"msg": "patch", "payload": msg.metadata_json})
+                    self.send({"msg": "patch", "payload": msg.content_json})
+                    for buffer in msg.buffers:
+                        self.send({"msg": "patch", "payload": json.dumps(buffer.ref)})
+                        self.send({"msg": "patch"}, [buffer.to_bytes()])
 
         _CLASS = OnePatchBokehModel
     return _CLASS
@@ -85,8 +92,8 @@ def one_patch(doc):
         return
     with _LOCK:
         receivers = [w for w in _RECEIVERS.get(doc, ()) if w._pending is None]
-    for w in receivers:
-        w._pending = []
+        for w in receivers:
+            w._pending = []
     doc.hold("combine")
     try:
         yield
@@ -95,6 +102,7 @@ def one_patch(doc):
             doc.unhold()  # hands the combined events to the receivers, which collect them
         finally:
             for w in receivers:
-                events, w._pending = w._pending, None
+                with _LOCK:
+                    events, w._pending = w._pending, None
                 if events:
                     w._send_events(events)

@@ -29,8 +29,8 @@ While the hierarchy of new motifs is being built (:data:`HIERARCHY_PENDING`)
 the previous diagram stays where it is, faded and no longer clickable: its
 figure keeps its size, so the page does not lay itself out twice and jump in
 the meantime (in JupyterLab that relayout cost ~0.25 s before the new points
-appeared). Everything is plain Bokeh data (``image_rgba`` pictures), so the view works in
-the standalone HTML with no kernel and is updated in place.
+appeared). Everything is plain Bokeh data (``image_rgba`` pictures), so the
+view works in the standalone HTML with no kernel and is updated in place.
 """
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ __all__ = ["HierarchyView", "HierarchyPending", "HIERARCHY_PENDING", "hierarchy_
 MAX_PER_LEVEL = 6
 #: levels drawn (the smallest ones; larger levels are counted in the title)
 MAX_LEVELS = 10
+
 
 class HierarchyPending(str):
     """The hierarchy of the shown motifs is being built: keep the previous diagram, faded (a ``str``: says why)."""

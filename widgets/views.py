@@ -222,6 +222,8 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
         hierarchy : motiflab.hierarchy.Hierarchy or str, optional
             The motif-cell hierarchy of the current motifs; a string says why
             there is none (the diagram then shows one node per motif).
+            :data:`HIERARCHY_PENDING`: it is being built; the previous diagram
+            stays, faded, and the header waits for the update that brings it.
         summary : str, optional
             Text for the header (default ``an.summary()``).
         force : bool

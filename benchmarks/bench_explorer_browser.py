@@ -46,13 +46,17 @@ task for 1.5 s).
 
 Usage
 -----
-``python benchmarks/bench_explorer_browser.py [--quick] [--reps N] [--sizes 5000,50000] [--verbose] [--drop-echo]``
+``python benchmarks/bench_explorer_browser.py [--quick] [--reps N] [--sizes 5000,50000] [--verbose] [--drop-echo]
+[--profile]``
 
 ``--quick``: only ~5k columns, 3 repetitions. ``--verbose``: every release's
 page events, kernel updates, large messages and long tasks (ms after the
 release). ``--drop-echo``: an experiment that stops the page from sending the
 kernel's own changes back to it (see :data:`JS_DROP_ECHO`), to measure what
-that costs. Needs JupyterLab, jupyter_bokeh, Playwright (python) and a system
+that costs. ``--profile``: the page's JavaScript CPU profile (Chrome DevTools
+protocol) of the last timed release of each size, from the release until the
+motifs are drawn: the functions with the most time, self and inclusive (how the
+whole-page relayout of the fifth pass in the README was found). Needs JupyterLab, jupyter_bokeh, Playwright (python) and a system
 Chromium (``/usr/bin/chromium``). A full run takes about 5 minutes on a 2-core
 machine.
 """
@@ -343,6 +347,40 @@ def _release(page, slider, value, origin):
     return m
 
 
+def profile_top(profile, t_from=None, t_to=None, n=15):
+    """The ``n`` functions with the most self and inclusive time in a CDP ``Profiler.stop`` profile.
+
+    ``t_from`` / ``t_to`` (the profile's microsecond clock) keep only the samples in between.
+    Returns two lists of ``(milliseconds, "function file:line")``.
+    """
+    from collections import Counter
+
+    nodes = {nd["id"]: nd for nd in profile["nodes"]}
+    parent = {c: nd["id"] for nd in profile["nodes"] for c in nd.get("children", [])}
+
+    def name(i):
+        cf = nodes[i]["callFrame"]
+        return f'{cf["functionName"] or "(anonymous)"} {cf["url"].rsplit("/", 1)[-1][:40]}:{cf["lineNumber"]}'
+
+    own, incl = Counter(), Counter()
+    t = profile["startTime"]
+    for sid, dt in zip(profile["samples"], profile["timeDeltas"]):
+        t += dt
+        if t_from is not None and not t_from <= t <= t_to:
+            continue
+        own[name(sid)] += dt
+        seen, i = set(), sid
+        while i is not None:  # each function once per sample, however deep its recursion
+            k = name(i)
+            if k not in seen:
+                incl[k] += dt
+                seen.add(k)
+            i = parent.get(i)
+    skip = ("(root)", "(idle)", "(program)")
+    top = lambda c: [(v / 1e3, k) for k, v in c.most_common() if not k.startswith(skip)][:n]  # noqa: E731
+    return top(own), top(incl)
+
+
 def _print_release(label, m, origin, verbose):
     print(f"  {label}: stage split → {m['value']}: layout drawn {m['layout']:.3f} s, motifs drawn "
           f"{m['motifs']:.3f} s; " + ", ".join(f"{k} {v:.3f}" for k, v in m["parts"].items())
@@ -365,7 +403,7 @@ def _print_release(label, m, origin, verbose):
           file=sys.stderr)
 
 
-def run_size(browser, server, n_target, reps, workdir, verbose=False, drop_echo=False):
+def run_size(browser, server, n_target, reps, workdir, verbose=False, drop_echo=False, profile=False):
     """Open the explorer on a ~``n_target``-column image and time ``reps`` slider releases (after a warm-up).
 
     With ``drop_echo`` the page does not send the kernel's own changes back (an experiment, see
@@ -405,7 +443,13 @@ def run_size(browser, server, n_target, reps, workdir, verbose=False, drop_echo=
         load0 = os.getloadavg()
         out = []
         failed = []
+        cdp = None
         for i in range(reps + 1):  # release 0 is the warm-up
+            if profile and i == reps:
+                cdp = ctx.new_cdp_session(page)
+                cdp.send("Profiler.enable")
+                cdp.send("Profiler.setSamplingInterval", {"interval": 250})
+                cdp.send("Profiler.start")
             for _attempt in range(3):
                 try:
                     out.append(_release(page, slider, VALUES[(i + len(failed)) % 2], origin))
@@ -416,6 +460,17 @@ def run_size(browser, server, n_target, reps, workdir, verbose=False, drop_echo=
             else:
                 raise RuntimeError(f"three releases in a row not measured: {failed[-3:]}")
             _print_release("warm-up" if i == 0 else f"release {i}", out[-1], origin, verbose)
+        if cdp is not None:
+            t_end = page.evaluate("() => performance.now()")
+            prof = cdp.send("Profiler.stop")["profile"]
+            m = out[-1]
+            # the profile's clock (µs) and performance.now() (ms) both stopped at about t_end
+            t0 = prof["endTime"] - (t_end - m["release"]) * 1e3
+            own, incl = profile_top(prof, t0, t0 + max(m["layout"], m["motifs"]) * 1e6)
+            print(f"  page CPU profile, release → motifs drawn ({max(m['layout'], m['motifs']):.2f} s):",
+                  file=sys.stderr)
+            for title, rows in (("self", own), ("inclusive", incl)):
+                print(f"    {title}: " + "; ".join(f"{k} {v:.0f} ms" for v, k in rows), file=sys.stderr)
         load1 = os.getloadavg()
         if plog.errors:
             print(f"  console errors: {plog.errors[:5]}", file=sys.stderr)
@@ -477,6 +532,8 @@ def main(argv=None):
     ap.add_argument("--drop-echo", action="store_true",
                     help="experiment: the page does not send the kernel's own changes back to it")
     ap.add_argument("--verbose", action="store_true", help="print each release's page events and kernel updates")
+    ap.add_argument("--profile", action="store_true",
+                    help="print the page's JavaScript CPU profile of the last release of each size")
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.quick else 5)
     sizes = args.sizes or ((5_000,) if args.quick else (5_000, 50_000))
@@ -501,7 +558,8 @@ def main(argv=None):
                 home.mkdir()
                 print(f"~{n:,} columns ...", file=sys.stderr, flush=True)
                 with jupyterlab_server(root, home) as server:
-                    results.append(run_size(browser, server, n, reps, root, args.verbose, args.drop_echo))
+                    results.append(run_size(browser, server, n, reps, root, args.verbose, args.drop_echo,
+                                            args.profile))
         finally:
             browser.close()
     text, notes = table(results)

@@ -65,7 +65,7 @@ class MotifViews:
         w = int(self.width * 0.8)
         self.gallery_source = ColumnDataSource(dict(image=[], x=[], y=[], cx=[], cy=[], lx=[], ly=[], motif=[],
                                                     text=[], color=[], text_color=[], count=[]), name="gallery")
-        fig = figure(width=w, height=200, title="Motifs (class averages): click a tile to select its columns",
+        fig = figure(width=w, height=200, title="Motifs (class averages; click to select)",
                      x_range=(0, 5), y_range=(-1, 0), tools="", toolbar_location=None, name="gallery_fig")
         fig.axis.visible = False
         fig.grid.visible = False

@@ -195,11 +195,13 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
                 name="motiflab_explorer", sizing_mode="stretch_width",
             )
         else:
+            # the hierarchy diagram gets a row of its own: beside the bars, a diagram with four or more
+            # motif-cells in a row ran past the notebook cell's edge and was cut off
             self.root = column(
                 self.summary,
                 row(micrograph, embedding),
-                row(self.gallery, selection),
-                row(self.counts, self.hierarchy),
+                row(column(self.gallery, self.counts), selection),
+                self.hierarchy,
                 name="motiflab_explorer",
             )
 

@@ -4,7 +4,7 @@ jupyter_bokeh's ``BokehModel`` sends every document change as its own
 PATCH-DOC message, even inside ``Document.hold``. The page applies each
 message in a task of its own and repaints the figures between them: one view
 update of the explorer (new coordinates, colours, ranges, gallery) reached the
-page as ~15 messages, the figures repainted 8-10 times, and the axis ranges
+page as ~38 messages, the figures repainted 8-10 times, and the axis ranges
 were applied ~0.1 s after the points, behind the first message's work.
 
 :func:`bokeh_widget` makes a ``BokehModel`` that can collect those changes,

@@ -90,7 +90,7 @@ class HierarchyView:
 
     def _build_hierarchy(self):
         from bokeh.layouts import column
-        from bokeh.models import ColumnDataSource, Div, HoverTool, LabelSet, Range1d, TapTool
+        from bokeh.models import ColumnDataSource, Div, HoverTool, Label, LabelSet, Range1d, TapTool
         from bokeh.plotting import figure
 
         self.hier_nodes = ColumnDataSource(dict(_EMPTY_NODES), name="hierarchy_nodes")
@@ -119,6 +119,13 @@ class HierarchyView:
                                 name="hierarchy_counts"))
         fig.text("x", "y", text="text", source=self.hier_levels, text_font_size="9pt", text_align="left",
                  text_baseline="middle", text_color="#333333", text_font_style="bold", name="hierarchy_level_labels")
+        # over the faded diagram while the new motifs' hierarchy is built (drawn on the canvas: showing it
+        # changes no size on the page)
+        self.hierarchy_pending_note = Label(
+            x=4, y=-4, text="updating for the new motifs…", visible=False, text_baseline="top",  # top left
+            text_font_size="11pt", text_font_style="italic", text_color="#333333", background_fill_color="white",
+            background_fill_alpha=0.85, name="hierarchy_pending_note")
+        fig.add_layout(self.hierarchy_pending_note)
         fig.add_tools(TapTool(renderers=[nodes]),
                       HoverTool(renderers=[nodes], tooltips=(
                           '<div style="max-width:320px"><b>@title</b><br>@made_of{safe}</div>')))
@@ -185,6 +192,7 @@ class HierarchyView:
         for a in self.hierarchy_fig.center:
             if getattr(a, "name", None) == "hierarchy_counts":
                 a.text_alpha = 0.2 if faded else 1.0
+        self.hierarchy_pending_note.visible = bool(faded)
 
     def hierarchy_occurrences(self, node_id):
         """Columns (indices into ``source``) a click on node ``node_id`` selects.

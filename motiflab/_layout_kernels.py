@@ -301,6 +301,22 @@ def int_exponent(e):
     return int(e) if float(e).is_integer() and 0 <= e <= 9 else -1
 
 
+def driver_flags(stages, force_form, n_neighbors, n_points):
+    """Which drivers :func:`relax` will run for ``stages`` on ``n_points``: the ``fast`` flags of :func:`compile_driver`.
+
+    ``stages`` are :class:`motiflab.forces.ForceStage`.  Below ``100 *
+    n_neighbors`` points, where the driver depends on the graph's density,
+    none (an empty list).  Kept apart from the estimator so that
+    :mod:`motiflab.warmup` can ask before scikit-learn is imported.
+    """
+    # relax() checks graph neighbours among the negative samples when the graph
+    # holds > 2 % of all pairs; its <= 2 k n entries never do from 100 k points on
+    if n_points < 100 * n_neighbors:
+        return []
+    fast = [force_form == "vector" and int_exponent(s.n) >= 0 and int_exponent(s.m) >= 0 for s in stages]
+    return sorted(set(fast))
+
+
 def relax(Y, g, stages, counts, factors, every, seed, kneg, *, max_step, unit, serial_max_points,
           callback=None, verbose=False):
     """Run the FR iterations of every stage from the initial layout ``Y``.

@@ -14,6 +14,13 @@ import numpy as np
 
 from .errors import MotifLabError
 
+#: How pair forces are applied unless a layout says otherwise: along the pair's difference
+#: vector (``"unit"``: along the unit vector); see :class:`motiflab.layout.FRLayout`.
+DEFAULT_FORCE_FORM = "vector"
+#: The paper's iterations of the FR layout (200) and the fraction of them in stage 1 (0.5).
+DEFAULT_N_ITER = 200
+DEFAULT_STAGE_SPLIT = 0.5
+
 __all__ = ["ForceStage", "PAPER_STAGES", "schedule_factors"]
 
 

@@ -62,6 +62,7 @@ from .neighbors import check_features as _check_X, check_graph as _check_graph  
 from .placement import QUERY_BLOCK, Placement, query_knn  # noqa: E402,F401,I001  (their home was here)
 
 from .forces import PAPER_STAGES, ForceStage, schedule_factors  # noqa: E402  (re-exported: their home was here)
+from .forces import DEFAULT_FORCE_FORM, DEFAULT_N_ITER, DEFAULT_STAGE_SPLIT  # noqa: E402,I001
 
 __all__ = ["ForceStage", "PAPER_STAGES", "FRLayout", "Placement", "pca_init", "query_knn", "schedule_factors",
            "resolve_seed"]
@@ -237,9 +238,9 @@ class FRLayout(TransformerMixin, BaseEstimator):
     >>> Y = FRLayout(random_state=0).fit_transform(features)   # doctest: +SKIP
     """
 
-    def __init__(self, n_neighbors=10, negative_samples=5, stages=PAPER_STAGES, stage_split=0.5,
-                 n_iter=200, learning_rate_schedule="linear", init="pca", init_scale=10.0,
-                 max_step=4.0, force_form="vector", knn_method="auto", snapshot_every=None,
+    def __init__(self, n_neighbors=10, negative_samples=5, stages=PAPER_STAGES, stage_split=DEFAULT_STAGE_SPLIT,
+                 n_iter=DEFAULT_N_ITER, learning_rate_schedule="linear", init="pca", init_scale=10.0,
+                 max_step=4.0, force_form=DEFAULT_FORCE_FORM, knn_method="auto", snapshot_every=None,
                  snapshot_max_bytes=64 * 2**20, random_state=0, n_jobs=None, verbose=False,
                  callback=None, transform_iter=None):
         self.n_neighbors = n_neighbors
@@ -506,15 +507,10 @@ class FRLayout(TransformerMixin, BaseEstimator):
         the fit.  Below ``100 * n_neighbors`` points, where the driver depends
         on the graph's density, none (an empty list).
         """
-        from ._layout_kernels import int_exponent
+        from ._layout_kernels import driver_flags
 
         stages = self.stages if self.stages is not None else PAPER_STAGES
-        # relax() checks graph neighbours among the negative samples when the graph
-        # holds > 2 % of all pairs; its <= 2 k n entries never do from 100 k points on
-        if n_points < 100 * self.n_neighbors:
-            return []
-        fast = [self.force_form == "vector" and int_exponent(s.n) >= 0 and int_exponent(s.m) >= 0 for s in stages]
-        return sorted(set(fast))
+        return driver_flags(stages, self.force_form, self.n_neighbors, n_points)
 
     def _relax(self, Y, g, stages, counts, factors, every, seed, kneg):
         # SERIAL_MAX_POINTS is read here, at fit time, so it can be changed on this module

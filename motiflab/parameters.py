@@ -336,10 +336,11 @@ def effective_value(name, value):
     p = get(name)
     if not p.has_auto or value != p.auto or p.stage != "layout":
         return value
-    from .layout import PAPER_STAGES, FRLayout
+    # the estimator's defaults, from the module it takes them from (motiflab.layout imports scikit-learn)
+    from .forces import DEFAULT_N_ITER, DEFAULT_STAGE_SPLIT, PAPER_STAGES
 
     if name in ("n_iter", "stage_split"):
-        return getattr(FRLayout(), name)
+        return {"n_iter": DEFAULT_N_ITER, "stage_split": DEFAULT_STAGE_SPLIT}[name]
     i, f = int(name[5]) - 1, name[7:]
     return float(getattr(PAPER_STAGES[i], "learning_rate" if f == "lr" else f))
 

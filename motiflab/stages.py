@@ -175,13 +175,34 @@ def compute_graph(an):
     return fuzzy_graph(idx, dist)
 
 
-def layout_estimator(params: dict, callback=None, verbose=False):
-    """An unfitted :class:`motiflab.layout.FRLayout` configured from analysis parameters."""
-    from .layout import FRLayout, ForceStage
+def _layout_params(params: dict):
+    """The layout stage's effective parameters and its two :class:`~motiflab.forces.ForceStage`."""
+    from .forces import ForceStage
 
     eff = {k: parameters.effective_value(k, v) for k, v in params.items() if parameters.PARAM_STAGE[k] == "layout"}
     stages = tuple(ForceStage(eff[f"stage{i}_alpha"], eff[f"stage{i}_beta"], eff[f"stage{i}_n"], eff[f"stage{i}_m"],
                               learning_rate=eff[f"stage{i}_lr"]) for i in (1, 2))
+    return eff, stages
+
+
+def layout_kernel_flags(params: dict, n_points) -> list:
+    """The FR drivers the layout stage will run on ``n_points`` (see :func:`motiflab._layout_kernels.driver_flags`).
+
+    Answered without building the estimator, whose module imports
+    scikit-learn (~0.5 s): :mod:`motiflab.warmup` asks before the first stage.
+    """
+    from ._layout_kernels import driver_flags
+    from .forces import DEFAULT_FORCE_FORM
+
+    _, stages = _layout_params(params)
+    return driver_flags(stages, DEFAULT_FORCE_FORM, params["n_neighbors"], n_points)
+
+
+def layout_estimator(params: dict, callback=None, verbose=False):
+    """An unfitted :class:`motiflab.layout.FRLayout` configured from analysis parameters."""
+    from .layout import FRLayout
+
+    eff, stages = _layout_params(params)
     snap = int(eff["snapshot_max_mb"] * 2**20)
     return FRLayout(n_neighbors=params["n_neighbors"], negative_samples=eff["negative_samples"], stages=stages,
                     n_iter=eff["n_iter"], stage_split=eff["stage_split"], random_state=params["seed"],
@@ -263,9 +284,33 @@ def compute_hierarchy(an):
 
 
 #: how each stage is computed, in order
+#: The modules each stage imports when it first runs, slowest first (scikit-learn ~0.5 s
+#: with the scipy.stats it imports). :meth:`motiflab.Analysis.get` imports those of the
+#: coming stages while it waits for kernels a compile helper is still building.
+STAGE_MODULES = {
+    "columns": ("motiflab.columns",),
+    "patch_size": ("motiflab.patches",),
+    "patches": ("motiflab.patches",),
+    "features": ("motiflab.zernike",),
+    "graph": ("motiflab.neighbors",),
+    "layout": ("motiflab.layout",),
+    "motifs": ("motiflab.motifs", "sklearn.cluster"),
+    "hierarchy": ("motiflab.hierarchy",),
+}
+
+
+def import_stage_modules(stages) -> None:
+    """Import the modules ``stages`` will use (:data:`STAGE_MODULES`); any already imported cost nothing."""
+    import importlib
+
+    for stage in stages:
+        for name in STAGE_MODULES.get(stage, ()):
+            importlib.import_module(name)
+
+
 COMPUTE = {
     "columns": compute_columns, "patch_size": compute_patch_size, "patches": compute_patches,
     "features": compute_features, "graph": compute_graph, "layout": compute_layout, "motifs": compute_motifs,
     "hierarchy": compute_hierarchy,
 }
-assert tuple(COMPUTE) == parameters.STAGES
+assert tuple(COMPUTE) == parameters.STAGES == tuple(STAGE_MODULES)

@@ -118,7 +118,9 @@ def _ahead_groups(an, stages):
         # before the columns, an image of 1024² px or more nearly always has enough
         # (>= 1 000) for the FR driver of large inputs: compile that one now, its
         # compile being the longest, rather than in the short wait after the columns
-        flags = an.layout_estimator().kernel_flags(n if n is not None else 10**9)
+        from .stages import layout_kernel_flags
+
+        flags = layout_kernel_flags(an._params, n if n is not None else 10**9)
         if flags:
             groups["layout"] = ("driver", flags)
     return groups
@@ -338,16 +340,20 @@ def release_helper() -> None:
         _HELPER[0].close()
 
 
-def await_ahead(stage) -> None:
+def await_ahead(stage, meanwhile=None) -> None:
     """Wait until a helper process has compiled the kernels of ``stage`` (if one is compiling them).
 
     :meth:`motiflab.Analysis.get` calls it before each stage, so the stage
     loads the helper's cached machine code instead of compiling the same
-    kernels a second time.
+    kernels a second time.  ``meanwhile``, if given, is called first when
+    there is something to wait for (the analysis imports the coming stages'
+    modules then).
     """
-    for group, event in list(_AHEAD_EVENTS.items()):
-        if group.split(",")[0] == stage:
-            event.wait(_AHEAD_TIMEOUT)
+    events = [event for group, event in list(_AHEAD_EVENTS.items()) if group.split(",")[0] == stage]
+    if meanwhile is not None and not all(event.is_set() for event in events):
+        meanwhile()
+    for event in events:
+        event.wait(_AHEAD_TIMEOUT)
 
 
 def compile_ahead(an, stages):

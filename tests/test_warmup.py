@@ -142,3 +142,58 @@ def test_the_helper_compiles_the_earliest_stage_first(monkeypatch, capsys):
     # the first group may start before the others have arrived; the rest go in stage order
     assert out[1:] == sorted(out[1:], key=warmup._stage_rank)
     assert out[0] == "layout" or out == ["features", "graph, approximate", "layout", "odd"]
+
+
+_NO_SKLEARN_BEFORE_COLUMNS = r"""
+import json, sys
+from motiflab import Analysis, warmup
+from motiflab.analysis import PIPELINE
+from motiflab.datasets import make_tmd
+
+an = Analysis(make_tmd("MoSe2", shape=(1024, 1024), seed=0).to_signal(), seed=0, progress=False)
+groups = warmup._ahead_groups(an, list(PIPELINE))
+print(json.dumps({"groups": sorted(groups), "layout": groups.get("layout"),
+                  "imported": sorted(m for m in ("sklearn", "motiflab.layout") if m in sys.modules)}))
+"""
+
+
+def test_planning_the_compile_ahead_imports_no_scikit_learn():
+    """The kernels a run will need are worked out before its first stage without importing the
+    estimator's module (scikit-learn and the scipy.stats it imports: ~0.5 s before any work)."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NO_SKLEARN_BEFORE_COLUMNS], capture_output=True, text=True,
+                         timeout=600, check=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["imported"] == []
+    assert "layout" in res["groups"] and res["layout"] == ["driver", [True]]
+
+
+def test_the_layout_kernel_plan_matches_the_estimator():
+    from motiflab import Analysis
+    from motiflab.datasets import make_tmd
+    from motiflab.stages import layout_kernel_flags
+
+    for params in ({}, {"stage2_m": 1.5}, {"n_neighbors": 6}):
+        an = Analysis(make_tmd("MoSe2", shape=(64, 64), seed=0).to_signal(), seed=0, progress=False, **params)
+        for n in (10, 5000):
+            assert layout_kernel_flags(an.params, n) == an.layout_estimator().kernel_flags(n), (params, n)
+
+
+def test_waiting_for_the_helper_imports_the_coming_stages(monkeypatch):
+    """Time spent waiting for a helper's compile imports what the next stages need; no wait, no call."""
+    import threading
+
+    from motiflab import warmup
+
+    calls = []
+    done = threading.Event()
+    monkeypatch.setattr(warmup, "_AHEAD_EVENTS", {"graph": done, "layout": threading.Event()})
+    warmup._AHEAD_EVENTS["layout"].set()
+    warmup.await_ahead("layout", meanwhile=lambda: calls.append("layout"))
+    assert calls == []
+    threading.Timer(0.05, done.set).start()
+    warmup.await_ahead("graph", meanwhile=lambda: calls.append("graph"))
+    assert calls == ["graph"] and done.is_set()

@@ -319,9 +319,11 @@ def _release(page, slider, value, origin):
         page.wait_for_timeout(200)
     page.evaluate("() => { for (const a of [_bench.log, _ws, _busy, _sent, _recv]) { a.length = 0; } }")
     value = release_at(page, slider, value)
+    # polled every 100 ms on textContent: innerText on every animation frame (Playwright's default)
+    # forced a layout of the whole page per frame, ~14 ms of the page's time in the measured window
     page.wait_for_function(
         f"""() => new RegExp('ready · run {n_runs + 1}\\\\b').test(
-            document.querySelector('.motiflab-explorer').innerText)""", timeout=180000)
+            document.querySelector('.motiflab-explorer').textContent)""", timeout=180000, polling=100)
     page.wait_for_timeout(500)  # the gallery repaint may come a frame after the status line
     log = page.evaluate("() => window._bench.log.slice()")
     ws, busy, sent, recv = page.evaluate(
@@ -467,8 +469,10 @@ def run_size(browser, server, n_target, reps, workdir, verbose=False, drop_echo=
             # the profile's clock (µs) and performance.now() (ms) both stopped at about t_end
             t0 = prof["endTime"] - (t_end - m["release"]) * 1e3
             own, incl = profile_top(prof, t0, t0 + max(m["layout"], m["motifs"]) * 1e6)
-            print(f"  page CPU profile, release → motifs drawn ({max(m['layout'], m['motifs']):.2f} s):",
-                  file=sys.stderr)
+            saved = Path(tempfile.gettempdir()) / f"bench_explorer_browser_{n_target}.cpuprofile"
+            saved.write_text(json.dumps(dict(prof, window=[t0, t0 + max(m["layout"], m["motifs"]) * 1e6])))
+            print(f"  page CPU profile, release → motifs drawn ({max(m['layout'], m['motifs']):.2f} s; "
+                  f"saved to {saved} for Chromium's DevTools):", file=sys.stderr)
             for title, rows in (("self", own), ("inclusive", incl)):
                 print(f"    {title}: " + "; ".join(f"{k} {v:.0f} ms" for v, k in rows), file=sys.stderr)
         load1 = os.getloadavg()

@@ -35,7 +35,6 @@ def _widget_class():
     """``BokehModel`` with a collecting ``_document_patched`` (defined on first use: jupyter_bokeh is optional)."""
     global _CLASS
     if _CLASS is None:
-        from bokeh.protocol import Protocol
         from jupyter_bokeh import BokehModel
 
         class OnePatchBokehModel(BokehModel):
@@ -54,7 +53,7 @@ def _widget_class():
                     super()._document_patched(event)
 
             def _send_events(self, events):
-                msg = Protocol().create("PATCH-DOC", events)
+                msg = _inline_patch(events)
                 # one Bokeh message is 3 + 2 x buffers comm messages, which the page reassembles in
                 # order: the kernel's main thread (a selection, the playback frames) and the explorer's
                 # worker must not interleave theirs
@@ -68,6 +67,25 @@ def _widget_class():
 
         _CLASS = OnePatchBokehModel
     return _CLASS
+
+
+def _inline_patch(events):
+    """A PATCH-DOC message of ``events`` with its arrays inline (base64) instead of as binary buffers.
+
+    jupyter_bokeh sends each buffer as two more comm messages, each relayed by
+    the Jupyter server on its own: a view update's eight 21 kB arrays at 5k
+    columns came as 19 messages spread over ~25 ms; inline, the update is 3
+    messages, a third more bytes.
+    """
+    from bokeh.core.serialization import Serializer
+    from bokeh.protocol.messages.patch_doc import patch_doc
+
+    # what patch_doc.create does, with deferred=False (no buffers)
+    [doc] = {event.document for event in events}
+    serializer = Serializer(references=doc.models.synced_references, deferred=False)
+    content = {"events": serializer.encode(events)}
+    doc.models.flush_synced(lambda model: not serializer.has_ref(model))
+    return patch_doc(patch_doc.create_header(), {}, content)
 
 
 def bokeh_widget(root):

@@ -324,7 +324,7 @@ class EmbeddingView:
         final = np.asarray(lay.embedding, dtype=np.float64)
         self._set_embedding_ranges(sub.reshape(len(keep), -1, 2), final)
         motif = np.asarray(self.source.data.get("motif", []), dtype=np.int32)
-        self.play_source.data = dict(px=final[:, 0].copy(), py=final[:, 1].copy(),
+        self.play_source.data = dict(px=final[:, 0].astype(np.float32), py=final[:, 1].astype(np.float32),
                                      motif=motif.copy() if len(motif) == len(final)
                                      else np.full(len(final), -1, np.int32))
         self.play_slider.end = max(1, len(keep) - 1)

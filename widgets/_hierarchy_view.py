@@ -216,18 +216,21 @@ class HierarchyView:
 
 # ------------------------------------------------------------------------------ per-column keys
 def hierarchy_columns(hierarchy, labels):
-    """Per column: the hierarchy node of its component and of its own cell (motif label as fallback)."""
+    """Per column: the hierarchy node of its component and of its own cell (motif label as fallback).
+
+    int32, as the page holds them (int64 doubled the bytes sent with every new set of motifs).
+    """
     from motiflab.hierarchy import Hierarchy
 
     if isinstance(hierarchy, HierarchyPending):  # no node to click: nothing maps to the faded diagram
-        return np.full(len(labels), -2, np.int64), np.full(len(labels), -2, np.int64)
+        return np.full(len(labels), -2, np.int32), np.full(len(labels), -2, np.int32)
     if isinstance(hierarchy, Hierarchy) and len(hierarchy.column_cell) == len(labels):
         hnode = hierarchy.column_motif_cell()
-        hcell = np.full(len(labels), -1, np.int64)
+        hcell = np.full(len(labels), -1, np.int32)
         ok = hierarchy.column_cell >= 0
         hcell[ok] = np.asarray(hierarchy.cell_node)[hierarchy.column_cell[ok]]
-        return hnode.astype(np.int64), hcell
-    return np.asarray(labels, np.int64).copy(), np.full(len(labels), -2, np.int64)
+        return hnode.astype(np.int32), hcell
+    return np.asarray(labels, np.int32).copy(), np.full(len(labels), -2, np.int32)
 
 
 def node_occurrences(h, node_id):

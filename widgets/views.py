@@ -257,7 +257,8 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
             return False
         with one_patch(self.source.document):
             emb = np.asarray(lay.embedding, dtype=np.float64)
-            self.source.patch({"ex": [(slice(None), emb[:, 0])], "ey": [(slice(None), emb[:, 1])]})
+            emb32 = np.asarray(lay.embedding, dtype=np.float32)  # the layout's own precision: half the bytes to send
+            self.source.patch({"ex": [(slice(None), emb32[:, 0])], "ey": [(slice(None), emb32[:, 1])]})
             self._set_frames(lay)
             if self.large:
                 self._raster_embedding(emb, np.asarray(old.labels), old.n_motifs)
@@ -298,7 +299,8 @@ class ExplorerViews(MicrographView, EmbeddingView, MotifViews, HierarchyView, Se
                 hov.tooltips = self._tooltip(thumbs)
             self._set_stack(patches.patches)
         if new_n or "layout" in changed:
-            emb = np.asarray(lay.embedding, dtype=np.float64)
+            # float32, the layout's own precision (float64 doubled the bytes sent per update)
+            emb = np.asarray(lay.embedding, dtype=np.float32)
             data.update(ex=emb[:, 0], ey=emb[:, 1])
         labels = np.asarray(mot.labels, dtype=np.int64)
         if new_n or "motifs" in changed:

@@ -4,7 +4,7 @@ numba compiles each kernel the first time it is called and caches the machine
 code on disk, so a user waits for the compiler once per environment (a new
 Binder, container or virtualenv), not once per process.  Each case runs in a
 fresh process with its own ``NUMBA_CACHE_DIR`` (a temporary folder, so
-third-party kernels such as fast_hdbscan's are compiled afresh too): first with
+third-party numba kernels are compiled afresh too): first with
 the folder empty ("first run ever"), then again with the folder filled by that
 run ("cached, new process": loading the cache).  The difference is the compile
 time a new environment pays once (``motiflab warmup`` pays it ahead).
@@ -12,7 +12,8 @@ time a new environment pays once (``motiflab warmup`` pays it ahead).
 Cases: the whole pipeline on a small synthetic image (160² px, ~450 columns;
 what the tutorials and the warm-up use), stage by stage; the kernels only
 large inputs reach (the blocked Zernike transform of >= 2**22 pixels of >= 32² patches,
-fast_hdbscan above 3 000 layout points, the approximate k-NN search); and a
+the approximate k-NN search; HDBSCAN of 4k layout points, which needs no JIT since the
+hdbscan library replaced fast_hdbscan); and a
 newcomer's first image, 2048² px (~35k columns): the whole analysis in a new
 process with an empty cache ("first run ever"), the same again in that
 process ("warm": nothing to compile or load), and in a new process with the
@@ -66,7 +67,7 @@ out["zernike, 4k x 32^2 (blocked D4 path)"] = time.perf_counter() - t
 t = time.perf_counter()
 centres = rng.normal(0, 20, (4, 2))
 cluster_layout(centres[rng.integers(0, 4, 4000)] + rng.normal(size=(4000, 2)))
-out["motifs, 4k layout points (fast_hdbscan)"] = time.perf_counter() - t
+out["motifs, 4k layout points (hdbscan, no JIT)"] = time.perf_counter() - t
 t = time.perf_counter()
 knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
 out["kNN approx, 3k x 66"] = time.perf_counter() - t

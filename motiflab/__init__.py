@@ -27,7 +27,7 @@ if "NUMBA_CACHE_DIR" not in os.environ and not os.access(os.path.dirname(__file_
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.path.expanduser("~"), ".cache", "motiflab-numba")
 
 # numba's OpenMP kernels (ours used them until they moved to motiflab._threads;
-# fast_hdbscan's and pynndescent's still do) alternate with OpenBLAS products.
+# pynndescent's still do) alternate with OpenBLAS products.
 # By default idle OpenMP threads spin
 # for a long while after each kernel (GNU: 300k spins; LLVM/Intel: 200 ms) and
 # take the cores from the BLAS threads: on 2 cores the 34k-point kNN search

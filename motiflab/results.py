@@ -57,7 +57,7 @@ def provenance(an) -> dict:
     src = getattr(an, "source_path", None)
     return {
         "motiflab": motiflab.__version__,
-        "versions": {m: _version(m) for m in ("numpy", "scipy", "numba", "scikit-learn", "hyperspy", "fast_hdbscan",
+        "versions": {m: _version(m) for m in ("numpy", "scipy", "numba", "scikit-learn", "hyperspy", "hdbscan",
                                              "pynndescent")},
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -4,9 +4,7 @@ numba compiles a kernel the first time it runs and caches the machine code on
 disk (``cache=True``, next to the module, or in ``NUMBA_CACHE_DIR``), so only the
 first analysis in a new environment waits for the compiler (a few seconds on two
 cores: the FR layout, the k-NN search, the Zernike transform of large stacks
-of large patches, the columns' Gaussian fit; more for
-fast_hdbscan, used only for unsubsampled inputs above 10 000 points or
-``cluster_selection_epsilon > 0``; ``benchmarks/bench_compile.py``), and
+of large patches, the columns' Gaussian fit; ``benchmarks/bench_compile.py``), and
 :func:`compile_ahead` lets the compiler work while the first stages compute:
 the kernels needed at once on a background thread, the others in a helper
 Python process that writes the on-disk cache the stages then load (numba
@@ -428,7 +426,6 @@ def _pipeline():
 
 def _large_inputs():
     from .layout import FRLayout
-    from .motifs import SKLEARN_MAX_POINTS, hdbscan_estimator
     from .neighbors import knn_graph
     from .zernike import zernike_moments
 
@@ -439,11 +436,6 @@ def _large_inputs():
     zernike_moments(rng.random((4096, 32, 32), dtype=np.float32))
     # the approximate k-NN search used above EXACT_MAX_POINTS columns
     knn_graph(rng.normal(size=(3000, 66)).astype(np.float32), 10, method="approx")
-    # fast_hdbscan, used above SKLEARN_MAX_POINTS unsubsampled layout points and for
-    # cluster_selection_epsilon > 0 (the same compiled code for any size)
-    centres = rng.normal(0, 20, (4, 2))
-    Y = centres[rng.integers(0, 4, 600)] + rng.normal(size=(600, 2))
-    hdbscan_estimator(SKLEARN_MAX_POINTS + 1, 10, 10, 0.0).fit_predict(Y)
 
 
 def warm_up(progress=True) -> dict:
@@ -460,7 +452,7 @@ def warm_up(progress=True) -> dict:
         Seconds spent on ``"pipeline"`` (the whole analysis of a small
         synthetic image and its hierarchy) and ``"large_inputs"`` (the kernels
         only large images use: the FR driver of the paper's stages, the blocked
-        Zernike transform, approximate k-NN, fast_hdbscan).  Seconds,
+        Zernike transform, approximate k-NN).  Seconds,
         not minutes, mean the kernels were already cached.
     """
     from tqdm.auto import tqdm

@@ -29,17 +29,31 @@ def test_cluster_layout_recovers_blobs_including_a_rare_one(n, rare):
     assert np.all(np.diff(counts) <= 0)
 
 
-def test_both_hdbscan_backends_find_the_same_classes(monkeypatch):
-    """scikit-learn's HDBSCAN (small inputs) and fast_hdbscan (large) on the same points."""
-    import motiflab.motifs as motifs_mod
+@pytest.mark.parametrize("n", [2500, 12000])
+def test_hdbscan_finds_the_classes_of_scikit_learns_reference(n):
+    """The hdbscan library's Borůvka tree gives scikit-learn's HDBSCAN* clusters (same min_samples convention)."""
+    from sklearn.cluster import HDBSCAN
 
-    Y, lab = _blobs(2500, seed=3, rare=0.01)
-    small = cluster_layout(Y)  # 2 500 <= SKLEARN_MAX_POINTS
-    monkeypatch.setattr(motifs_mod, "SKLEARN_MAX_POINTS", 0)
-    large = cluster_layout(Y)
-    assert adjusted_rand_score(lab, small) > 0.99
-    assert adjusted_rand_score(lab, large) > 0.99
-    assert adjusted_rand_score(small, large) > 0.99
+    from motiflab.motifs import default_min_cluster_size
+
+    Y, lab = _blobs(n, seed=3, rare=0.01)
+    ours = cluster_layout(Y, max_points=None)
+    mcs = default_min_cluster_size(n)
+    ref = HDBSCAN(min_cluster_size=mcs, min_samples=min(mcs, 15), copy=True).fit_predict(Y)
+    assert adjusted_rand_score(lab, ours) > 0.99
+    assert adjusted_rand_score(ref, ours) > 0.999
+    assert abs(int((ours < 0).sum()) - int((ref < 0).sum())) <= max(3, n // 1000)
+
+
+def test_cluster_selection_epsilon_merges_close_clusters():
+    """epsilon > 0 works (scikit-learn's own failed inside its Cython tree code with current NumPy)."""
+    rng = np.random.default_rng(0)
+    Y = np.concatenate([rng.normal((0, 0), 0.3, (300, 2)), rng.normal((3, 0), 0.3, (300, 2)),
+                        rng.normal((40, 0), 0.3, (300, 2))])
+    apart = cluster_layout(Y, min_cluster_size=50)
+    merged = cluster_layout(Y, min_cluster_size=50, cluster_selection_epsilon=10.0)
+    assert len(set(apart[apart >= 0])) == 3
+    assert len(set(merged[merged >= 0])) == 2
 
 
 def test_subsampled_clustering_is_seeded():

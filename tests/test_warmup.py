@@ -1,6 +1,4 @@
 """``motiflab warmup``: every kernel of the default pipeline compiled (and cached) ahead of use."""
-import fast_hdbscan.boruvka
-
 import motiflab._layout_kernels
 import motiflab.columns
 import motiflab.layout
@@ -21,8 +19,7 @@ def test_warmup_compiles_the_kernels_of_small_and_large_inputs(capsys):
     for kernel in (_columns_kernels.com_refine, _columns_kernels.gauss2d_fit,
                    _patches_kernels.gather_bilinear, _patches_kernels.rotate_average,
                    motiflab.layout._fr_step, motiflab._layout_kernels.fr_step_int,
-                   motiflab.neighbors._fuzzy_weights, motiflab.zernike._d4_block,
-                   fast_hdbscan.boruvka.parallel_boruvka):
+                   motiflab.neighbors._fuzzy_weights, motiflab.zernike._d4_block):
         assert kernel.signatures, kernel.py_func.__qualname__
 
 

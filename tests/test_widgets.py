@@ -738,3 +738,23 @@ def test_the_status_says_when_a_stage_compiles_once(base, monkeypatch):
     ex._on_param_change("threshold", 5.5, sync=True)
     assert said and not any("compil" in t for t in said)
     ex.close()
+
+
+def test_the_scheduler_pause_waits_and_a_newer_value_ends_it():
+    """Scheduler.pause: the wait before the hierarchy, cut short (Cancelled) by a newer control value."""
+    from motiflab.widgets.scheduler import Cancelled, Scheduler
+
+    sch = Scheduler(lambda params: None, background=True)
+    t0 = time.monotonic()
+    sch.pause(0.2)
+    assert 0.19 <= time.monotonic() - t0 < 2.0
+    threading.Timer(0.05, sch.submit, args=({"x": 1},)).start()  # runs after the 0.4 s debounce
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        sch.pause(5.0)
+    assert time.monotonic() - t0 < 2.0
+    sch.close()
+    fg = Scheduler(lambda params: None, background=False)
+    t0 = time.monotonic()
+    fg.pause(5.0)  # runs in the caller's thread (tests, scripts): no wait
+    assert time.monotonic() - t0 < 0.5

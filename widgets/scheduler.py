@@ -93,6 +93,18 @@ class Scheduler:
         if self._gen != self._current_gen:
             raise Cancelled()
 
+    def pause(self, seconds):
+        """Wait ``seconds`` in a background run, then :meth:`check_cancel` (a newer value ends the wait at once).
+
+        Does not wait when runs are in the caller's thread (``background=False``).
+        """
+        if self.background and seconds > 0:
+            end = time.monotonic() + seconds
+            with self._cond:
+                while self._gen == self._current_gen and not self._closed and (left := end - time.monotonic()) > 0:
+                    self._cond.wait(left)
+        self.check_cancel()
+
     @property
     def current_generation(self) -> int:
         return self._current_gen

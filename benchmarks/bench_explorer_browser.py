@@ -462,6 +462,10 @@ def run_size(browser, server, n_target, reps, workdir, verbose=False, drop_echo=
             else:
                 raise RuntimeError(f"three releases in a row not measured: {failed[-3:]}")
             _print_release("warm-up" if i == 0 else f"release {i}", out[-1], origin, verbose)
+        # what the last release left on screen, to look at (the numbers say nothing of a blank figure)
+        shot = Path(tempfile.gettempdir()) / f"bench_explorer_browser_{n_target}_last_release.png"
+        page.screenshot(path=str(shot))
+        print(f"  screenshot after the last release: {shot}", file=sys.stderr)
         if cdp is not None:
             t_end = page.evaluate("() => performance.now()")
             prof = cdp.send("Profiler.stop")["profile"]

@@ -185,6 +185,10 @@ if (window._motiflab_frames_ready(args_)) {
 #: a page that asks again for frames it was sent this recently is still receiving them
 FRAMES_RESEND_SECONDS = 6.0
 
+#: The embedding's ranges hold the replayed frames robustly: the 0.5-99.5 % percentiles of an
+#: evenly strided sample of at most this many frame points (the final layout is held whole).
+RANGE_SAMPLE = 200_000
+
 
 class EmbeddingView:
     """Mixin of :class:`~motiflab.widgets.views.ExplorerViews` building the embedding and playback.
@@ -350,8 +354,11 @@ class EmbeddingView:
         lo, hi = final.min(0), final.max(0)
         if frames.size:
             flat = frames.reshape(-1, 2)
-            lo = np.minimum(lo, np.percentile(flat, 0.5, axis=0))
-            hi = np.maximum(hi, np.percentile(flat, 99.5, axis=0))
+            # the percentiles of an evenly strided sample of <= RANGE_SAMPLE points: over all 4M
+            # points of 55k columns' frames they took 0.09 s of every update, before the clustering
+            flat = flat[:: len(flat) // RANGE_SAMPLE + 1]
+            p_lo, p_hi = np.percentile(flat, [0.5, 99.5], axis=0)
+            lo, hi = np.minimum(lo, p_lo), np.maximum(hi, p_hi)
         c, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-6) * (1 + 2 * pad)
         for rng, ci in ((self.embedding.x_range, c[0]), (self.embedding.y_range, c[1])):
             rng.start, rng.end = float(ci - half), float(ci + half)

@@ -180,7 +180,8 @@ def hdbscan_estimator(n, min_cluster_size, min_samples, cluster_selection_epsilo
     on a 2-D layout: 1.7-1.9x faster than scikit-learn's Prim's tree at the
     5-6k points the explorer clusters (0.041 vs 0.070 s, 0.046 vs 0.085 s),
     and faster than the numba fast_hdbscan it replaces above that, with the
-    same clusters (ARI 0.9999-1.0 against both; ``benchmarks/README.md``).
+    same motifs (ARI 0.9993-1.0 against the previous labels on the benchmark
+    images; ``benchmarks/README.md``).
     The minimum spanning tree is exact (``approx_min_span_tree=False``) and
     the core distances are computed on one thread (the same result on any
     machine, no worker start-up). ``cluster_selection_epsilon > 0`` works

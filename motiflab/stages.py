@@ -283,10 +283,9 @@ def compute_hierarchy(an):
     return h
 
 
-#: how each stage is computed, in order
-#: The modules each stage imports when it first runs, slowest first (scikit-learn ~0.5 s
-#: with the scipy.stats it imports). :meth:`motiflab.Analysis.get` imports those of the
-#: coming stages while it waits for kernels a compile helper is still building.
+#: The modules each stage imports when it first runs (the layout's and the motifs': scikit-learn, ~0.5 s with
+#: the scipy.stats it imports). :meth:`motiflab.Analysis.get` imports those of the coming
+#: stages while it waits for kernels a compile helper is still building.
 STAGE_MODULES = {
     "columns": ("motiflab.columns",),
     "patch_size": ("motiflab.patches",),
@@ -294,7 +293,7 @@ STAGE_MODULES = {
     "features": ("motiflab.zernike",),
     "graph": ("motiflab.neighbors",),
     "layout": ("motiflab.layout",),
-    "motifs": ("motiflab.motifs", "sklearn.cluster"),
+    "motifs": ("motiflab.motifs", "hdbscan"),
     "hierarchy": ("motiflab.hierarchy",),
 }
 
@@ -308,6 +307,7 @@ def import_stage_modules(stages) -> None:
             importlib.import_module(name)
 
 
+#: how each stage is computed, in order
 COMPUTE = {
     "columns": compute_columns, "patch_size": compute_patch_size, "patches": compute_patches,
     "features": compute_features, "graph": compute_graph, "layout": compute_layout, "motifs": compute_motifs,

@@ -194,3 +194,12 @@ def test_waiting_for_the_helper_imports_the_coming_stages(monkeypatch):
     threading.Timer(0.05, done.set).start()
     warmup.await_ahead("graph", meanwhile=lambda: calls.append("graph"))
     assert calls == ["graph"] and done.is_set()
+
+
+def test_every_stage_module_named_for_the_wait_imports():
+    """A misspelt name in STAGE_MODULES would fail an analysis the moment it waits for the helper."""
+    from motiflab.parameters import STAGES
+    from motiflab.stages import STAGE_MODULES, import_stage_modules
+
+    import_stage_modules(STAGES)
+    assert set(STAGE_MODULES) == set(STAGES)

@@ -283,9 +283,9 @@ def compute_hierarchy(an):
     return h
 
 
-#: The modules each stage imports when it first runs (the layout's and the motifs': scikit-learn, ~0.5 s with
-#: the scipy.stats it imports). :meth:`motiflab.Analysis.get` imports those of the coming
-#: stages while it waits for kernels a compile helper is still building.
+#: The modules each stage imports when it first runs (the layout's and the motifs':
+#: scikit-learn, ~0.5 s with the scipy.stats it imports). :meth:`motiflab.Analysis.get`
+#: imports those of the coming stages while it waits for kernels a compile helper is building.
 STAGE_MODULES = {
     "columns": ("motiflab.columns",),
     "patch_size": ("motiflab.patches",),

@@ -302,7 +302,7 @@ def int_exponent(e):
 
 
 def driver_flags(stages, force_form, n_neighbors, n_points):
-    """Which drivers :func:`relax` will run for ``stages`` on ``n_points``: the ``fast`` flags of :func:`compile_driver`.
+    """Which drivers :func:`relax` runs for ``stages`` on ``n_points``: :func:`compile_driver`'s ``fast`` flags.
 
     ``stages`` are :class:`motiflab.forces.ForceStage`.  Below ``100 *
     n_neighbors`` points, where the driver depends on the graph's density,

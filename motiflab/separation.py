@@ -63,19 +63,33 @@ MIN_SEPARATION = 2.5
 MIN_BIC_GAIN = 10.0
 
 
+#: the last table :func:`neighbour_table` computed: (positions, k, table)
+_LAST_TABLE = (None, None, None)
+
+
 def neighbour_table(positions, k=12):
     """Each column's ``k`` nearest columns (indices), for :func:`segregation`.
 
     Twelve reach a column's own sublattice in a honeycomb (three neighbours
     of the other sublattice at the nearest distance, six of its own next).
+    The table depends on the positions only, so the last one is kept and
+    returned (read-only) for equal positions: the explorer clusters the same
+    columns again after every layout change (0.04 s at 55k columns).
     """
+    global _LAST_TABLE
     from scipy.spatial import cKDTree
 
     pts = np.asarray(positions, float).reshape(-1, 2)
     k = int(min(k, len(pts) - 1))
     if k < 1:
         return np.zeros((len(pts), 0), np.int64)
-    return cKDTree(pts).query(pts, k=k + 1, workers=-1)[1][:, 1:]
+    last_pts, last_k, last = _LAST_TABLE
+    if last_k == k and last_pts is not None and last_pts.shape == pts.shape and np.array_equal(last_pts, pts):
+        return last
+    table = cKDTree(pts).query(pts, k=k + 1, workers=-1)[1][:, 1:]
+    table.flags.writeable = False
+    _LAST_TABLE = (pts.copy(), k, table)  # one assignment: a thread sees the old entry or the new one
+    return table
 
 
 def segregation(labels, a, b, neighbours, members=None) -> float:

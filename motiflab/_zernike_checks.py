@@ -2,14 +2,12 @@
 
 Patch stacks (:func:`as_flat_patches`), ``n_max`` and ``patch_size``, moment
 matrices (:func:`check_moments`), and the NaN/Inf check of the result
-(:func:`raise_nonfinite`, with its allocation-free numba pass
-:func:`all_finite`). This module is private, so its names carry no underscore.
+(:func:`raise_nonfinite`). This module is private, so its names carry no underscore.
 """
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from .errors import MotifLabError
@@ -89,21 +87,11 @@ def as_flat_patches(patches) -> tuple[np.ndarray, int]:
     return flat, P
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
-def all_finite(a):
-    """True if no element of the 1-D float array ``a`` is NaN or Inf (x * 0 is 0 or NaN)."""
-    z = a.dtype.type(0.0)
-    for i in range(a.size):
-        z += a[i] * a.dtype.type(0.0)
-    return z == 0.0
-
-
 def raise_nonfinite(A: np.ndarray) -> None:
     # NaN/Inf anywhere in a patch reaches its moments (NaN*0 is NaN), so checking the
-    # small (N, J) result is as strict as checking the big input and ~P^2/J times cheaper.
-    # One allocation-free pass first (~10x faster than isfinite + all); rows only on failure.
-    if A.dtype == np.float32 and A.flags.c_contiguous and all_finite(A.reshape(-1)):
-        return
+    # small (N, J) result is as strict as checking the big input and ~P^2/J times cheaper:
+    # 0.2 ms for 35k x 66 moments. (A numba pass without the boolean array saved 0.1 ms of
+    # that and cost a compile of ~0.05 s on the first run in every new environment.)
     bad = ~np.isfinite(A).all(axis=1)
     if bad.any():
         idx = np.flatnonzero(bad)

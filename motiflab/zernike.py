@@ -68,7 +68,7 @@ from ._zernike_basis import (  # noqa: E402,F401,I001
     radial as _radial, raw_basis as _raw_basis,
 )
 from ._zernike_checks import (  # noqa: E402,F401,I001
-    all_finite as _all_finite, as_flat_patches as _as_flat_patches, check_moments as _check_moments,
+    as_flat_patches as _as_flat_patches, check_moments as _check_moments,
     check_n_max as _check_n_max, check_patch_size as _check_patch_size, n_max_from_J as _n_max_from_J,
     raise_nonfinite as _raise_nonfinite,
 )

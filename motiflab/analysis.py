@@ -122,6 +122,7 @@ class Analysis:
         new.__dict__.update(self.__dict__)
         new._params = dict(self._params)
         new._cache = dict(self._cache)
+        new._derived = dict(self.__dict__.get("_derived", {}))
         new.log = list(self.log)
         new.edits = [dict(e) for e in self.edits]
         new._callbacks, new._layout_callbacks = [], []
@@ -182,6 +183,24 @@ class Analysis:
         if stage not in STAGES:
             raise MotifLabError(f"unknown stage {stage!r}; stages are {STAGES}.")
         self._cache[stage] = result
+
+    def derived(self, stage, name, compute):
+        """``compute()``, a value that depends on ``stage``'s result alone: computed once per result of it.
+
+        Kept (under ``name``) until that stage is computed again, like the
+        stage results themselves: the motifs stage asks for the columns'
+        neighbour table, which a new layout of the same columns does not change.
+        """
+        import weakref
+
+        result = self.get(stage)
+        kept = self.__dict__.setdefault("_derived", {})
+        hit = kept.get(name)
+        if hit is not None and hit[0]() is result:
+            return hit[1]
+        value = compute()
+        kept[name] = (weakref.ref(result), value)  # weak: a dropped stage result is not held here
+        return value
 
     def is_cached(self, stage) -> bool:
         return stage in self._cache and not isinstance(self._cache[stage], _Failed)

@@ -375,7 +375,8 @@ def attach_noise(labels, X, quantile=0.99):
 
 def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, cluster_selection_epsilon=0.0,
                 features=None, evidence=None, spacing=None, column_sigma=None, min_separation=MIN_SEPARATION,
-                positions=None, rotations=1, random_state=0, lattice_vectors=None, evidence_scale=1.0):
+                positions=None, rotations=1, random_state=0, lattice_vectors=None, evidence_scale=1.0,
+                neighbours=None):
     """Cluster a layout into motifs, keep as many as the evidence supports, and average the patches of each.
 
     Parameters
@@ -424,6 +425,10 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
     evidence_scale : float
         Image px per evidence-patch px (``spacing`` and ``column_sigma`` are in
         evidence-patch px).
+    neighbours : ndarray (N, k) int, optional
+        :func:`motiflab.separation.neighbour_table` of ``positions``, when the
+        caller keeps it (:class:`motiflab.Analysis` does while the columns stay:
+        a new layout of the same columns does not query it again).
 
     Returns
     -------
@@ -452,7 +457,7 @@ def find_motifs(embedding, patches, min_cluster_size=None, min_samples=None, clu
         # split; single-threaded, they are the same for any thread count.
         with single_threaded_blas():
             labels = refine_motifs(labels, ev.reshape(len(ev), -1), P, spacing, sigma, min_separation,
-                                   min_size=mcs, positions=positions)
+                                   min_size=mcs, positions=positions, neighbours=neighbours)
             if lattice_vectors is not None and positions is not None and int(rotations) == 1:
                 from .superlattice import split_by_superlattice
 

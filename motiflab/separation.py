@@ -63,33 +63,19 @@ MIN_SEPARATION = 2.5
 MIN_BIC_GAIN = 10.0
 
 
-#: the last table :func:`neighbour_table` computed: (positions, k, table)
-_LAST_TABLE = (None, None, None)
-
-
 def neighbour_table(positions, k=12):
     """Each column's ``k`` nearest columns (indices), for :func:`segregation`.
 
     Twelve reach a column's own sublattice in a honeycomb (three neighbours
     of the other sublattice at the nearest distance, six of its own next).
-    The table depends on the positions only, so the last one is kept and
-    returned (read-only) for equal positions: the explorer clusters the same
-    columns again after every layout change (0.04 s at 55k columns).
     """
-    global _LAST_TABLE
     from scipy.spatial import cKDTree
 
     pts = np.asarray(positions, float).reshape(-1, 2)
     k = int(min(k, len(pts) - 1))
     if k < 1:
         return np.zeros((len(pts), 0), np.int64)
-    last_pts, last_k, last = _LAST_TABLE
-    if last_k == k and last_pts is not None and last_pts.shape == pts.shape and np.array_equal(last_pts, pts):
-        return last
-    table = cKDTree(pts).query(pts, k=k + 1, workers=-1)[1][:, 1:]
-    table.flags.writeable = False
-    _LAST_TABLE = (pts.copy(), k, table)  # one assignment: a thread sees the old entry or the new one
-    return table
+    return cKDTree(pts).query(pts, k=k + 1, workers=-1)[1][:, 1:]
 
 
 def segregation(labels, a, b, neighbours, members=None) -> float:
@@ -383,7 +369,7 @@ def split_hidden(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPAR
 
 
 def refine_motifs(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPARATION, min_size=5,
-                  positions=None):
+                  positions=None, neighbours=None):
     """Merge what the noise cannot tell apart, then split what the counts can (see module notes).
 
     Parameters
@@ -401,6 +387,9 @@ def refine_motifs(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPA
         Smallest motif a split may create.
     positions : ndarray (N, 2), optional
         Column positions, for the segregation rule.
+    neighbours : ndarray (N, k) int, optional
+        :func:`neighbour_table` of ``positions``, when the caller has it
+        (it depends on the positions only); computed here otherwise.
 
     Returns
     -------
@@ -410,7 +399,7 @@ def refine_motifs(labels, X, patch_size, spacing, sigma, min_separation=MIN_SEPA
     X = np.asarray(X)
     w = pixel_weights(labels, X, centre_window(patch_size, spacing).ravel())
     squares = weighted_squares(X, w)
-    table = neighbour_table(positions) if positions is not None else None
+    table = neighbours if neighbours is not None or positions is None else neighbour_table(positions)
     labels = merge_indistinguishable(labels, X, w, min_separation, positions, squares=squares, neighbours=table)
     # relabel densely and canonically first (by size, ties by smallest column index): the
     # split visits motifs in number order and numbers new motifs after the existing ones

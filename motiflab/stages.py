@@ -244,11 +244,17 @@ def compute_motifs(an):
         # rotations cover both square and hexagonal symmetry
         v = cols.lattice_vectors
         rotations = rotation_order(v[0], v[1]) if v is not None else 12
+    neighbours = None
+    if pt.evidence is not None and an.params["min_separation"] > 0:
+        from .separation import neighbour_table
+
+        neighbours = an.derived("patches", "neighbour_table", lambda: neighbour_table(an.positions))
     motifs = find_motifs(an.get("layout").embedding, pt.patches, **stage_kwargs(an.params, "motifs"),
                          features=feats.X, evidence=pt.evidence,
                          spacing=cols.spacing / pt.evidence_scale, column_sigma=cols.column_sigma / pt.evidence_scale,
                          positions=an.positions, rotations=rotations, random_state=an.params["seed"],
-                         lattice_vectors=cols.lattice_vectors, evidence_scale=pt.evidence_scale)
+                         lattice_vectors=cols.lattice_vectors, evidence_scale=pt.evidence_scale,
+                         neighbours=neighbours)
     if an.edits:
         from .curation import apply_edits
 

@@ -152,3 +152,31 @@ def test_a_restored_stage_needs_none_of_its_inputs_recomputed(small):
     r = an.result_arrays()
     assert [s for s, _ in an.log] == ["columns", "patch_size", "patches", "features"]
     np.testing.assert_array_equal(r["labels"], base.motifs.labels)
+
+
+def test_the_columns_neighbour_table_is_queried_once_per_set_of_columns(small, monkeypatch):
+    """A new layout of the same columns reuses their neighbour table (Analysis.derived); new columns do not,
+    and the motifs are those of a table computed afresh."""
+    from motiflab import separation
+    from motiflab.motifs import find_motifs
+    from motiflab.stages import stage_kwargs
+
+    queried = []
+    original = separation.neighbour_table
+    monkeypatch.setattr(separation, "neighbour_table", lambda pos, k=12: queried.append(len(pos)) or original(pos, k))
+    an = Analysis(small.image, n_iter=60).run()
+    assert len(queried) == 1
+    an.set(stage2_alpha=8.0)
+    an.run()
+    assert len(queried) == 1  # the same columns: the kept table
+    pt, cols = an.get("patches"), an.get("columns")
+    fresh = find_motifs(an.layout.embedding, pt.patches, **stage_kwargs(an.params, "motifs"), features=an.features.X,
+                        evidence=pt.evidence, spacing=cols.spacing / pt.evidence_scale,
+                        column_sigma=cols.column_sigma / pt.evidence_scale, positions=an.positions,
+                        random_state=an.params["seed"], lattice_vectors=cols.lattice_vectors,
+                        evidence_scale=pt.evidence_scale)
+    assert len(queried) == 2  # find_motifs without a table queries its own
+    np.testing.assert_array_equal(fresh.labels, an.motifs.labels)
+    an.set(threshold=6.0)
+    an.run()
+    assert len(queried) == 3  # new columns: a new table

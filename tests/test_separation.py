@@ -130,19 +130,3 @@ def test_a_slow_gradient_split_in_two_regions_is_one_motif():
     # without positions the two halves stand apart
     assert len(np.unique(refine_motifs(labels, X, P, SPACING, SIGMA))) == 2
 
-
-def test_neighbour_table_is_kept_for_equal_positions_only():
-    """The explorer clusters the same columns after every layout change: their table is computed once."""
-    from scipy.spatial import cKDTree
-
-    rng = np.random.default_rng(0)
-    pos = rng.random((500, 2)) * 100
-    first = neighbour_table(pos)
-    assert neighbour_table(pos.copy()) is first  # equal positions, another array: the kept table
-    assert not first.flags.writeable
-    np.testing.assert_array_equal(first, cKDTree(pos).query(pos, k=13)[1][:, 1:])
-    pos[0] += 50.0  # the caller's array changed in place: the kept table is not its table any more
-    moved = neighbour_table(pos)
-    assert moved is not first
-    np.testing.assert_array_equal(moved, cKDTree(pos).query(pos, k=13)[1][:, 1:])
-    assert neighbour_table(pos, k=6).shape == (500, 6)

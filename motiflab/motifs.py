@@ -161,8 +161,7 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
         frac = max_points / n
         min_cluster_size = max(5, int(round(min_cluster_size * frac)))
         min_samples = max(1, min(int(min_samples), min_cluster_size))
-    hdb = hdbscan_estimator(n if sub is None else len(sub), min_cluster_size, int(min_samples),
-                   float(cluster_selection_epsilon))
+    hdb = hdbscan_estimator(min_cluster_size, int(min_samples), float(cluster_selection_epsilon))
     if sub is None:
         labels = hdb.fit_predict(Y)
     else:
@@ -173,8 +172,8 @@ def cluster_layout(embedding, min_cluster_size=None, min_samples=None, cluster_s
     return canonical_labels(labels)
 
 
-def hdbscan_estimator(n, min_cluster_size, min_samples, cluster_selection_epsilon):
-    """The HDBSCAN* estimator for ``n`` points: the ``hdbscan`` library's, Borůvka on a kd-tree.
+def hdbscan_estimator(min_cluster_size, min_samples, cluster_selection_epsilon):
+    """The HDBSCAN* estimator: the ``hdbscan`` library's, Borůvka on a kd-tree, for any number of points.
 
     Compiled ahead (Cython), so no first run waits for a JIT, and near-linear
     on a 2-D layout: 1.7-1.9x faster than scikit-learn's Prim's tree at the
@@ -189,8 +188,6 @@ def hdbscan_estimator(n, min_cluster_size, min_samples, cluster_selection_epsilo
 
     ``min_samples`` counts the point itself (scikit-learn's convention, used by
     our defaults and tests); the library counts neighbours only, hence its -1.
-    ``n``, the number of points, no longer changes the implementation (it chose
-    between scikit-learn's and fast_hdbscan's).
     """
     from hdbscan import HDBSCAN
 

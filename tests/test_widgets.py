@@ -758,3 +758,27 @@ def test_the_scheduler_pause_waits_and_a_newer_value_ends_it():
     t0 = time.monotonic()
     fg.pause(5.0)  # runs in the caller's thread (tests, scripts): no wait
     assert time.monotonic() - t0 < 0.5
+
+
+def test_an_inline_patch_message_carries_its_arrays_and_applies_to_a_copy_of_the_document():
+    """_bokeh_patch's PATCH-DOC has no binary buffers (3 comm messages, not 3 + 2 per array) and still
+    brings a replica of the document to the kernel's state, arrays and dtypes included."""
+    from bokeh.document import Document
+    from bokeh.models import ColumnDataSource
+
+    from motiflab.widgets._bokeh_patch import _inline_patch
+
+    doc = Document()
+    src = ColumnDataSource(dict(ex=np.zeros(500, np.float32), motif=np.zeros(500, np.int32)))
+    doc.add_root(src)
+    replica = Document.from_json(doc.to_json())
+    events = []
+    doc.on_change(events.append)
+    ex = np.linspace(0, 1, 500, dtype=np.float32)
+    src.patch({"ex": [(slice(None), ex)], "motif": [(slice(None), np.arange(500, dtype=np.int32))]})
+    msg = _inline_patch(events)
+    assert msg.buffers == []
+    msg.apply_to_document(replica)
+    got = replica.get_model_by_id(src.id).data
+    np.testing.assert_array_equal(np.asarray(got["ex"]), ex)
+    np.testing.assert_array_equal(np.asarray(got["motif"]), np.arange(500))

@@ -169,6 +169,13 @@ def jupyterlab_server(root, home):
     warm = subprocess.run([sys.executable, "-m", "motiflab.cli", "warmup", "-q"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert warm.returncode == 0, warm.stderr[-3000:]
+    # comm messages on the main shell, not on JupyterLab 4.6's per-comm-target kernel subshells:
+    # ipykernel 7.4 drops messages addressed to a subshell deleted in the meantime (when a target's
+    # last comm closes), so once in ~6 full runs every control of the explorer went dead
+    # ("Cannot handle comm_msg ...: Unknown subshell_id" in the server log; ipykernel#1557)
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "kernels-settings.jupyterlab-settings").write_text('{"commsOverSubshells": "disabled"}')
     log_path = home / "jupyterlab.log"
     logf = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=str(root), env=env, stdout=logf, stderr=subprocess.STDOUT,
